@@ -1,0 +1,43 @@
+"""toto-lens: study what the layers of Toto models learn.
+
+Public API: `ModelConfig`, `Toto`, `variants()`, `load_checkpoint`, `save_checkpoint`, `Checkpoint`.
+Attributes are imported on first use (PEP 562) so that `toto-lens --help` does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ModelConfig": "toto_lens.config",
+    "variants": "toto_lens.config",
+    "Toto": "toto_lens.model",
+    "Checkpoint": "toto_lens.checkpoints",
+    "load_checkpoint": "toto_lens.checkpoints",
+    "save_checkpoint": "toto_lens.checkpoints",
+    "list_checkpoints": "toto_lens.checkpoints",
+    "TotoLensError": "toto_lens.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from toto_lens.checkpoints import Checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+    from toto_lens.config import ModelConfig, variants
+    from toto_lens.errors import TotoLensError
+    from toto_lens.model import Toto
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toto_lens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

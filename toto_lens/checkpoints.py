@@ -1,0 +1,295 @@
+"""Checkpoints on disk and the registry of named checkpoints.
+
+A checkpoint is a folder:
+
+    model.safetensors       the weights, under the model's parameter names
+    config.json             {"format", "format_version", "model": ModelConfig, "tokenizer": spec or null,
+                             "training": metadata, "weights_sha256", "toto_lens_version", "created"}
+    tokenizer.safetensors   tokenizer state (codebooks …), only when the tokenizer has any
+
+Only safetensors and JSON are read: nothing is unpickled. A save is atomic (written into a hidden
+temporary folder beside the target, then renamed), so a crash never leaves half a checkpoint.
+
+Names resolve under `<cache>/checkpoints/<name>/`. The cache root is `$TOTO_LENS_CACHE` when set,
+otherwise the `cache/` folder of the source checkout toto-lens runs from, otherwise `./cache`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toto_lens.config import ModelConfig
+from toto_lens.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from toto_lens.model import Toto
+
+FORMAT = "toto-lens-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TOKENIZER_STATE = "tokenizer.safetensors"
+
+
+def cache_root() -> Path:
+    """Where named checkpoints and zarr stores live."""
+    env = os.environ.get("TOTO_LENS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "cache").is_dir():
+        return checkout / "cache"
+    return Path("cache")
+
+
+def checkpoints_dir() -> Path:
+    return cache_root() / "checkpoints"
+
+
+def list_checkpoints() -> list[str]:
+    """Names of the complete checkpoints in the registry."""
+    root = checkpoints_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / CONFIG).is_file())
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint folder from a path to one, or a name in the registry."""
+    path = Path(name_or_path).expanduser()
+    if (path / CONFIG).is_file() or (path / WEIGHTS).is_file():
+        return path
+    text = str(name_or_path)
+    named = checkpoints_dir() / text
+    if "/" not in text and os.sep not in text and ((named / CONFIG).is_file() or (named / WEIGHTS).is_file()):
+        return named
+    existing = list_checkpoints()
+    known = ", ".join(existing) if existing else "none yet"
+    where = path if path.exists() else f"{path} or {named}"
+    raise CheckpointError(
+        f"no checkpoint {text!r} (looked for {where}/{CONFIG}); checkpoints in {checkpoints_dir()}: {known}; "
+        f"make one with `toto-lens init --model toto-tiny --name {Path(text).name or 'NAME'}`"
+    )
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model and everything saved beside it."""
+
+    model: Toto
+    config: ModelConfig
+    path: Path
+    sha256: str
+    tokenizer: dict[str, Any] | None = None
+    tokenizer_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    model: Toto,
+    path: str | os.PathLike,
+    *,
+    tokenizer: dict[str, Any] | None = None,
+    tokenizer_state: dict[str, torch.Tensor] | None = None,
+    training: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` (and tokenizer spec/state, training metadata) as a checkpoint folder at `path`.
+
+    A bare name (no path separator) is saved into the registry, `<cache>/checkpoints/<name>`.
+    Refuses an existing checkpoint unless overwrite=True. Returns the folder.
+    """
+    from safetensors.torch import save_file
+
+    from toto_lens import __version__
+
+    target = _target_path(path)
+    if target.exists() and not overwrite:
+        raise CheckpointError(f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        if tokenizer_state:
+            tok = {k: v.detach().contiguous().cpu() for k, v in tokenizer_state.items()}
+            save_file(tok, str(tmp / TOKENIZER_STATE))
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": model.config.to_dict(),
+            "tokenizer": tokenizer,
+            "training": training or {},
+            "weights_sha256": file_sha256(tmp / WEIGHTS),
+            "toto_lens_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            text = json.dumps(meta, indent=2, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint metadata is not JSON-serialisable: {e}") from None
+        (tmp / CONFIG).write_text(text + "\n")
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _target_path(path: str | os.PathLike) -> Path:
+    text = str(path)
+    if "/" not in text and os.sep not in text and text not in (".", ".."):
+        return checkpoints_dir() / text
+    return Path(path).expanduser()
+
+
+def _fsync_dir(folder: Path) -> None:
+    for p in folder.iterdir():
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """rename(2) is atomic for a new name; an old checkpoint is moved aside first and removed after."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, old / "ckpt")
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """config.json of a checkpoint folder, checked for the fields every reader relies on."""
+    cfg = folder / CONFIG
+    if not cfg.is_file():
+        raise CheckpointError(f"{cfg} is missing; a checkpoint folder holds {CONFIG} and {WEIGHTS}")
+    try:
+        meta = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg} is not valid JSON ({e}); restore it or save the checkpoint again") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{cfg} must hold a JSON object")
+    if meta.get("format", FORMAT) != FORMAT:
+        raise CheckpointError(f"{cfg}: format {meta.get('format')!r} is not a toto-lens checkpoint")
+    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{cfg}: format version {meta['format_version']} is newer than this toto-lens reads "
+            f"({FORMAT_VERSION}); upgrade toto-lens"
+        )
+    if "model" not in meta:
+        raise CheckpointError(f"{cfg} misses the field 'model' (the model config)")
+    try:
+        meta["model"] = ModelConfig.from_dict(meta["model"])
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{cfg}: {e}") from None
+    return meta
+
+
+def load_checkpoint(
+    name_or_path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    verify: bool = True,
+) -> Checkpoint:
+    """Load a checkpoint by registry name or folder path.
+
+    verify=True checks the weights against the sha256 recorded at save time (catches a changed or
+    corrupted file that still parses). The model is returned in eval mode.
+    """
+    import torch
+
+    from toto_lens.model import Toto
+
+    folder = resolve_checkpoint(name_or_path)
+    meta = read_metadata(folder)
+    config: ModelConfig = meta["model"]
+    weights = folder / WEIGHTS
+    state = _read_safetensors(weights, device)
+    sha = file_sha256(weights)
+    recorded = meta.get("weights_sha256")
+    if verify and recorded and recorded != sha:
+        raise CheckpointError(
+            f"{weights} does not match the sha256 recorded in {folder / CONFIG} (changed or corrupted); "
+            "save the checkpoint again"
+        )
+    with torch.device("meta"):
+        model = Toto(config)
+    _check_state(model, state, weights)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.build_rope()
+    if dtype is not None:
+        model.to(dtype=dtype)
+    tok_state = {}
+    if (folder / TOKENIZER_STATE).is_file():
+        tok_state = _read_safetensors(folder / TOKENIZER_STATE, "cpu")
+    return Checkpoint(
+        model=model.eval(),
+        config=config,
+        path=folder,
+        sha256=sha,
+        tokenizer=meta.get("tokenizer"),
+        tokenizer_state=tok_state,
+        training=meta.get("training") or {},
+        meta={k: v for k, v in meta.items() if k not in ("model", "tokenizer", "training")},
+    )
+
+
+def _read_safetensors(path: Path, device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete, save it again")
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as e:  # safetensors raises its own error type for every malformed file
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path} is truncated or corrupted ({reason}); save the checkpoint again") from None
+
+
+def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> None:
+    from toto_lens.model import canonical_key
+
+    state_renamed = {canonical_key(k): v for k, v in state.items()}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(state_renamed))
+    unexpected = sorted(set(state_renamed) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{' …' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(f"{weights} does not match its config: {'; '.join(parts)}")
+    for key, shape in expected.items():
+        got = tuple(state_renamed[key].shape)
+        if got != shape:
+            raise CheckpointError(
+                f"{weights}: {key} has shape {list(got)} but the config in {CONFIG} implies {list(shape)}"
+            )

@@ -1,0 +1,179 @@
+"""`toto-lens …`: the command line, thin over the library.
+
+Each command parses its options, calls one library function and prints (litgpt's `__main__` style).
+Heavy modules (torch, …) are imported inside the commands so that `toto-lens --help` answers at once.
+Expected failures (`TotoLensError`) print one line, `error: …`, and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from toto_lens import __version__
+from toto_lens.errors import TotoLensError
+
+app = typer.Typer(
+    name="toto-lens",
+    help="Study what the layers of Toto models learn: train, extract, analyse, plot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+# Piped output is not cut to 80 columns: tables stay whole in logs and files.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+CkptOpt = Annotated[str, typer.Option("--ckpt", help="Checkpoint name (under cache/checkpoints/) or folder path.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"toto-lens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Study what the layers of Toto models learn: train, extract, analyse, plot."""
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.4g}{unit}"
+    return str(n)
+
+
+@app.command()
+def variants(as_json: JsonOpt = False) -> None:
+    """List the named model variants: width, heads, layers, FFN width, vocabulary, context, parameters."""
+    from toto_lens.config import paper_params
+    from toto_lens.config import variants as all_variants
+
+    rows = []
+    for name, c in all_variants().items():
+        paper = paper_params(name)
+        rows.append(
+            {
+                "name": name, "width": c.dim, "heads": c.n_heads, "layers": c.n_layers, "ffn": c.ffn_dim,
+                "vocab": c.vocab_size, "context": c.context_length, "params": c.num_params(),
+                "paper_params": paper,
+            }
+        )  # fmt: skip
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="Toto variants", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "width", "heads", "layers", "FFN width", "vocab", "context", "params", "paper"):
+        table.add_column(col, justify="left" if col == "name" else "right", no_wrap=True)
+    for r in rows:
+        paper = r["paper_params"]
+        vs = "" if paper is None else f"{_human(paper)} ({r['params'] / paper - 1:+.0%})"
+        cells = (str(r[k]) for k in ("width", "heads", "layers", "ffn", "vocab", "context"))
+        table.add_row(r["name"], *cells, _human(r["params"]), vs)
+    console.print(table)
+
+
+def checkpoint_summary(ckpt: Any) -> dict[str, Any]:
+    c = ckpt.config
+    return {
+        "name": ckpt.name,
+        "path": str(ckpt.path),
+        "sha256": ckpt.sha256,
+        "params": sum(p.numel() for p in ckpt.model.parameters()),
+        "n_layers": c.n_layers,
+        "vocab_size": c.vocab_size,
+        "config": c.to_dict(),
+        "tokenizer": ckpt.tokenizer,
+        "training": ckpt.training,
+        "toto_lens_version": ckpt.meta.get("toto_lens_version"),
+        "created": ckpt.meta.get("created"),
+    }
+
+
+@app.command()
+def info(ckpt: CkptOpt, as_json: JsonOpt = False) -> None:
+    """Describe a checkpoint: config, parameter count, layers, vocabulary, sha256 of the weights."""
+    from toto_lens.checkpoints import load_checkpoint
+
+    summary = checkpoint_summary(load_checkpoint(ckpt))
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(title=f"checkpoint {summary['name']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key in ("path", "sha256", "params", "n_layers", "vocab_size", "created", "toto_lens_version"):
+        value = summary[key]
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    for key, value in summary["config"].items():
+        table.add_row(f"config.{key}", str(value))
+    table.add_row("tokenizer", json.dumps(summary["tokenizer"]))
+    for key, value in summary["training"].items():
+        table.add_row(f"training.{key}", json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)
+
+
+@app.command("checkpoints")
+def list_ckpts(as_json: JsonOpt = False) -> None:
+    """List the named checkpoints in the registry (cache/checkpoints/, or $TOTO_LENS_CACHE/checkpoints/)."""
+    from toto_lens.checkpoints import checkpoints_dir, list_checkpoints
+
+    names = list_checkpoints()
+    if as_json:
+        print(json.dumps({"root": str(checkpoints_dir()), "checkpoints": names}))
+        return
+    if not names:
+        console.print(f"no checkpoints in {checkpoints_dir()}; make one with `toto-lens init --model toto-tiny --name NAME`")
+    for name in names:
+        print(name)
+
+
+@app.command()
+def init(
+    model: Annotated[str, typer.Option("--model", help="Variant name (see `toto-lens variants`).")],
+    name: Annotated[str, typer.Option("--name", help="Checkpoint name in the registry, or a folder path.")],
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
+) -> None:
+    """Write an untrained (freshly initialised) checkpoint: the baseline every probing curve needs."""
+    import torch
+
+    from toto_lens.checkpoints import save_checkpoint
+    from toto_lens.config import ModelConfig
+    from toto_lens.model import Toto
+
+    config = ModelConfig.from_name(model)
+    torch.manual_seed(seed)
+    path = save_checkpoint(
+        Toto(config), name, training={"steps": 0, "seed": seed, "init": "random"}, overwrite=overwrite
+    )
+    console.print(f"wrote {path} ({config.name}, {config.num_params():,} parameters, untrained)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app, turning expected failures into one line and exit code 2."""
+    try:
+        app(args=argv, prog_name="toto-lens")
+    except TotoLensError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
