@@ -170,7 +170,7 @@ class Toto(nn.Module):
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
         self.build_rope()
         self.init_weights()
-        self._register_load_state_dict_pre_hook(_rename_llama_keys)
+        self.register_load_state_dict_pre_hook(_rename_llama_keys)
 
     def build_rope(self) -> None:
         """(Re)compute the rotary tables on the weights' device; they are derived, never saved."""
@@ -181,6 +181,12 @@ class Toto(nn.Module):
         cos, sin = rope_table(c.head_dim, c.context_length, c.rope_base, device=device)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        # .to(dtype) / .half() would cast the rotary tables too; they stay fp32 whatever the weights are.
+        super()._apply(fn, recurse)
+        self.build_rope()
+        return self
 
     @torch.no_grad()
     def init_weights(self) -> None:

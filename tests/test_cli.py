@@ -1,0 +1,116 @@
+"""The command line as a user runs it: output, exit codes, one-line errors without tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toto_lens.checkpoints import CONFIG, WEIGHTS
+from toto_lens.cli import main
+from toto_lens.config import variants
+
+EXE = Path(sys.executable).with_name("toto-lens")
+
+
+def run(capsys, *args):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_variants_table_lists_every_variant(capsys):
+    code, out, _ = run(capsys, "variants")
+    assert code == 0
+    for name, c in variants().items():
+        assert name in out, name
+    assert "FFN width" in out and "context" in out and "params" in out
+
+
+def test_variants_json(capsys):
+    code, out, _ = run(capsys, "variants", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) == set(variants())
+    assert rows["toto-large"]["width"] == 1024 and rows["toto-large"]["params"] == variants()["toto-large"].num_params()
+
+
+def test_init_then_info(capsys):
+    code, out, _ = run(capsys, "init", "--model", "toto-debug", "--name", "dbg")
+    assert code == 0 and "dbg" in out
+    code, out, _ = run(capsys, "info", "--ckpt", "dbg", "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert info["params"] == variants()["toto-debug"].num_params()
+    assert info["n_layers"] == 2 and info["vocab_size"] == 516 and len(info["sha256"]) == 64
+    assert info["config"]["dim"] == 32 and info["training"]["steps"] == 0
+    code, out, _ = run(capsys, "info", "--ckpt", "dbg")
+    assert code == 0 and info["sha256"] in out and "vocab_size" in out
+    code, out, _ = run(capsys, "checkpoints")
+    assert out.split() == ["dbg"]
+
+
+def test_init_refuses_to_overwrite(capsys):
+    assert run(capsys, "init", "--model", "toto-debug", "--name", "x")[0] == 0
+    code, _, err = run(capsys, "init", "--model", "toto-debug", "--name", "x")
+    assert code == 2 and "already exists" in err and "--overwrite" in err
+    assert run(capsys, "init", "--model", "toto-debug", "--name", "x", "--overwrite")[0] == 0
+
+
+def _one_line_error(code, err, *words):
+    assert code == 2, f"exit code {code}, expected 2"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], f"{w!r} missing from {lines[0]!r}"
+
+
+def test_unknown_checkpoint(capsys):
+    run(capsys, "init", "--model", "toto-debug", "--name", "have-this")
+    _one_line_error(*run(capsys, "info", "--ckpt", "toto-large")[::2], "toto-large", "have-this", "toto-lens init")
+
+
+def test_unknown_variant(capsys):
+    _one_line_error(*run(capsys, "init", "--model", "toto-huge", "--name", "x")[::2], "toto-huge", "toto-large")
+
+
+def test_corrupted_files(capsys):
+    run(capsys, "init", "--model", "toto-debug", "--name", "c")
+    folder = Path(os.environ["TOTO_LENS_CACHE"]) / "checkpoints" / "c"
+    (folder / WEIGHTS).write_bytes((folder / WEIGHTS).read_bytes()[:100])
+    _one_line_error(*run(capsys, "info", "--ckpt", "c")[::2], str(folder / WEIGHTS), "truncated")
+    (folder / CONFIG).write_text("not json")
+    _one_line_error(*run(capsys, "info", "--ckpt", "c")[::2], str(folder / CONFIG), "not valid JSON")
+
+
+def test_usage_error_exit_code(capsys):
+    code, _, err = run(capsys, "info")
+    assert code == 2 and "--ckpt" in err
+
+
+def test_console_script_end_to_end(tmp_path):
+    """The installed `toto-lens` script: a real process, its exit code and its stderr."""
+    env = {**os.environ, "TOTO_LENS_CACHE": str(tmp_path)}
+    ok = subprocess.run([EXE, "--version"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and ok.stdout.startswith("toto-lens ")
+    bad = subprocess.run([EXE, "info", "--ckpt", "nothing-here"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "nothing-here" in bad.stderr
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from toto_lens.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("cmd", [["--help"], ["variants", "--help"], ["info", "--help"], ["init", "--help"]])
+def test_help(capsys, cmd):
+    code, out, _ = run(capsys, *cmd)
+    assert code == 0 and "Usage" in out
