@@ -13,7 +13,9 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny_config() -> ModelConfig:
-    return ModelConfig(vocab_size=40, dim=32, n_layers=2, n_heads=4, ffn_dim=64, context_length=64, name="test")
+    return ModelConfig(
+        vocab_size=40, dim=32, n_layers=2, n_heads=4, ffn_dim=64, context_length=64, name="test"
+    )
 
 
 @pytest.fixture(params=[None, 2], ids=["mha", "gqa"])

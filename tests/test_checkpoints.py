@@ -43,7 +43,11 @@ def test_round_trip_is_bitwise(saved):
 
 def test_nothing_is_pickled(saved):
     _, path = saved
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.safetensors",
+    ]
     assert (path / WEIGHTS).read_bytes()[8:9] == b"{", "model.safetensors must start with a JSON header"
 
 
@@ -69,7 +73,9 @@ def test_overwrite_is_refused_unless_asked(saved, tiny_config):
 def test_failed_save_leaves_nothing_behind(tiny_config, tmp_path):
     with pytest.raises(CheckpointError, match="not JSON-serialisable"):
         save_checkpoint(Toto(tiny_config), tmp_path / "bad", training={"when": object()})
-    assert list(tmp_path.iterdir()) == [], "a failed save must leave neither the target nor a temporary folder"
+    assert list(tmp_path.iterdir()) == [], (
+        "a failed save must leave neither the target nor a temporary folder"
+    )
 
 
 def test_failed_overwrite_keeps_the_old_checkpoint(saved, tiny_config):
@@ -102,7 +108,10 @@ def test_flipped_byte_fails_the_checksum(saved):
     (path / WEIGHTS).write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="does not match the sha256"):
         load_checkpoint(path)
-    assert load_checkpoint(path, verify=False).sha256 != json.loads((path / CONFIG).read_text())["weights_sha256"]
+    assert (
+        load_checkpoint(path, verify=False).sha256
+        != json.loads((path / CONFIG).read_text())["weights_sha256"]
+    )
 
 
 def test_invalid_json(saved):

@@ -29,7 +29,7 @@ def run(capsys, *args):
 def test_variants_table_lists_every_variant(capsys):
     code, out, _ = run(capsys, "variants")
     assert code == 0
-    for name, c in variants().items():
+    for name in variants():
         assert name in out, name
     assert "FFN width" in out and "context" in out and "params" in out
 
@@ -38,7 +38,10 @@ def test_variants_json(capsys):
     code, out, _ = run(capsys, "variants", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and set(rows) == set(variants())
-    assert rows["toto-large"]["width"] == 1024 and rows["toto-large"]["params"] == variants()["toto-large"].num_params()
+    assert (
+        rows["toto-large"]["width"] == 1024
+        and rows["toto-large"]["params"] == variants()["toto-large"].num_params()
+    )
 
 
 def test_init_then_info(capsys):
@@ -74,11 +77,15 @@ def _one_line_error(code, err, *words):
 
 def test_unknown_checkpoint(capsys):
     run(capsys, "init", "--model", "toto-debug", "--name", "have-this")
-    _one_line_error(*run(capsys, "info", "--ckpt", "toto-large")[::2], "toto-large", "have-this", "toto-lens init")
+    _one_line_error(
+        *run(capsys, "info", "--ckpt", "toto-large")[::2], "toto-large", "have-this", "toto-lens init"
+    )
 
 
 def test_unknown_variant(capsys):
-    _one_line_error(*run(capsys, "init", "--model", "toto-huge", "--name", "x")[::2], "toto-huge", "toto-large")
+    _one_line_error(
+        *run(capsys, "init", "--model", "toto-huge", "--name", "x")[::2], "toto-huge", "toto-large"
+    )
 
 
 def test_corrupted_files(capsys):

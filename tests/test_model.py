@@ -113,7 +113,11 @@ def test_llama_parameter_names_load(tiny_config):
     model = Toto(tiny_config)
     llama = {}
     for k, v in model.state_dict().items():
-        k = k.replace("blocks.", "layers.").replace(".attn.", ".attention.").replace(".mlp.", ".feed_forward.")
+        k = (
+            k.replace("blocks.", "layers.")
+            .replace(".attn.", ".attention.")
+            .replace(".mlp.", ".feed_forward.")
+        )
         llama[k] = v.clone()
     other = Toto(tiny_config)
     other.load_state_dict(llama)

@@ -22,7 +22,17 @@ _EXPORTS = {
     "TotoLensError": "toto_lens.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "Checkpoint",
+    "ModelConfig",
+    "Toto",
+    "TotoLensError",
+    "__version__",
+    "list_checkpoints",
+    "load_checkpoint",
+    "save_checkpoint",
+    "variants",
+]
 
 if TYPE_CHECKING:
     from toto_lens.checkpoints import Checkpoint, list_checkpoints, load_checkpoint, save_checkpoint

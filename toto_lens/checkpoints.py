@@ -128,7 +128,9 @@ def save_checkpoint(
 
     target = _target_path(path)
     if target.exists() and not overwrite:
-        raise CheckpointError(f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise CheckpointError(
+            f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -192,7 +194,9 @@ def read_metadata(folder: Path) -> dict[str, Any]:
     try:
         meta = json.loads(cfg.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg} is not valid JSON ({e}); restore it or save the checkpoint again") from None
+        raise CheckpointError(
+            f"{cfg} is not valid JSON ({e}); restore it or save the checkpoint again"
+        ) from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{cfg} must hold a JSON object")
     if meta.get("format", FORMAT) != FORMAT:
@@ -270,7 +274,9 @@ def _read_safetensors(path: Path, device) -> dict[str, torch.Tensor]:
         return load_file(str(path), device=str(device))
     except Exception as e:  # safetensors raises its own error type for every malformed file
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is truncated or corrupted ({reason}); save the checkpoint again") from None
+        raise CheckpointError(
+            f"{path} is truncated or corrupted ({reason}); save the checkpoint again"
+        ) from None
 
 
 def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> None:

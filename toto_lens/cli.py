@@ -30,7 +30,9 @@ app = typer.Typer(
 # Piped output is not cut to 80 columns: tables stay whole in logs and files.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-CkptOpt = Annotated[str, typer.Option("--ckpt", help="Checkpoint name (under cache/checkpoints/) or folder path.")]
+CkptOpt = Annotated[
+    str, typer.Option("--ckpt", help="Checkpoint name (under cache/checkpoints/) or folder path.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
@@ -136,7 +138,9 @@ def list_ckpts(as_json: JsonOpt = False) -> None:
         print(json.dumps({"root": str(checkpoints_dir()), "checkpoints": names}))
         return
     if not names:
-        console.print(f"no checkpoints in {checkpoints_dir()}; make one with `toto-lens init --model toto-tiny --name NAME`")
+        console.print(
+            f"no checkpoints in {checkpoints_dir()}; make one with `toto-lens init --model toto-tiny --name NAME`"
+        )
     for name in names:
         print(name)
 

@@ -183,8 +183,13 @@ def variants() -> dict[str, ModelConfig]:
     """Every named variant, name → config, in table order."""
     return {
         name: ModelConfig(
-            vocab_size=vocab, dim=dim, n_heads=heads, n_layers=layers, ffn_dim=ffn,
-            context_length=ctx, name=name,
+            vocab_size=vocab,
+            dim=dim,
+            n_heads=heads,
+            n_layers=layers,
+            ffn_dim=ffn,
+            context_length=ctx,
+            name=name,
         )  # fmt: skip
         for name, (dim, heads, layers, ffn, vocab, ctx, _) in _VARIANTS.items()
     }

@@ -91,7 +91,9 @@ class Attention(nn.Module):
         self.hook_pattern = nn.Identity()  # sees (B, H, T, S) softmax weights on the eager path
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
         k = self.wk(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
@@ -112,7 +114,9 @@ class Attention(nn.Module):
 
         pattern = None
         if self.impl == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scale)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scale
+            )
         else:
             scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, S)
             if mask is None:
@@ -145,7 +149,9 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = FeedForward(config)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
         a, pattern = self.attn(self.attention_norm(x), cos, sin, input_pos)
         x = x + a
         x = x + self.mlp(self.ffn_norm(x))
@@ -216,7 +222,7 @@ class Toto(nn.Module):
                 nn.init.normal_(p, std=s)
 
     def set_attn_impl(self, impl: str) -> Toto:
-        """"sdpa" (fused, default) or "eager" (materialises patterns for hooks and return_patterns)."""
+        """ "sdpa" (fused, default) or "eager" (materialises patterns for hooks and return_patterns)."""
         if impl not in ATTN_IMPLS:
             raise ValueError(f"attention implementation must be one of {ATTN_IMPLS}, got {impl!r}")
         for block in self.blocks:
@@ -251,7 +257,9 @@ class Toto(nn.Module):
         B, T = tokens.shape
         if input_pos is None:
             if T > self.config.context_length:
-                raise ValueError(f"sequence of {T} tokens exceeds the context length {self.config.context_length}")
+                raise ValueError(
+                    f"sequence of {T} tokens exceeds the context length {self.config.context_length}"
+                )
             cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         else:
             cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
