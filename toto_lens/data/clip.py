@@ -1,0 +1,153 @@
+"""Clips with their labels, the source protocol, and materialised clip stores.
+
+A `Clip` is what every source yields and every later floor reads: frames, per-frame object masks and
+the labels the probing tasks need. A source is anything with `len`, integer indexing to `Clip`, a
+`name`, a `split` and a JSON `spec`; the tokenizer, trainer and extractor never know which source fed
+them (DESIGN.md, "Data sources behind one protocol"). `materialise` writes a source to disk
+(safetensors for arrays, JSON for the rest, nothing pickled) and `ClipStore` reads it back as a source
+that yields exactly the same clips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from toto_lens.errors import ConfigError
+
+KINDS = ("video", "images")
+
+
+@dataclass
+class Clip:
+    """One clip: a video of moving digits, or a sequence of independent digit images."""
+
+    frames: np.ndarray  # (F, H, W) float32 in [0, 1]
+    masks: np.ndarray  # (F, H, W) uint8: 0 background, k = object k (object 1 on top)
+    kind: str  # "video" or "images"
+    digit: int  # class of the main digit (object 1; the first image of an image sequence)
+    motion: int  # index into MOTIONS; -1 for image sequences
+    digits: np.ndarray  # (K,) class of each object of a video; (F,) class of each image of a sequence
+    position: np.ndarray  # (F, K, 2) float32 object centre (row, col) in pixels
+    velocity: np.ndarray  # (F, K, 2) float32 position[t+1] - position[t] (last frame repeats); NaN for images
+    split: str
+    index: int
+    params: dict[str, Any] = field(default_factory=dict)  # the seed and every generation parameter
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+    name: str
+    split: str
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Clip: ...
+
+    @property
+    def spec(self) -> dict[str, Any]: ...
+
+
+def check_index(index: int, length: int, name: str) -> int:
+    if not isinstance(index, int | np.integer):
+        raise TypeError(f"{name} is indexed by int, got {type(index).__name__}")
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"clip {index} out of range for {name} with {length} clips")
+    return int(index)
+
+
+def iter_clips(source: ClipSource) -> Iterator[Clip]:
+    for i in range(len(source)):
+        yield source[i]
+
+
+def stack_frames(source: ClipSource, limit: int | None = None) -> np.ndarray:
+    """All frames of the first `limit` clips as one (N·F, H, W) array, e.g. to fit a tokenizer."""
+    n = len(source) if limit is None else min(limit, len(source))
+    return np.concatenate([source[i].frames for i in range(n)])
+
+
+_ARRAYS = ("frames", "masks", "digits", "position", "velocity")
+_SCALARS = ("digit", "motion", "index")
+
+
+def materialise(source: ClipSource, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write every clip of `source` into a folder (clips.safetensors + clips.json), atomically."""
+    from safetensors.numpy import save_file
+
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    clips = list(iter_clips(source))
+    if not clips:
+        raise ConfigError(f"source {source.name!r} has no clips to materialise")
+    arrays = {k: np.stack([getattr(c, k) for c in clips]) for k in _ARRAYS}
+    arrays.update({k: np.array([getattr(c, k) for c in clips], dtype=np.int64) for k in _SCALARS})
+    meta = {
+        "format": "toto-lens-clips",
+        "format_version": 1,
+        "source": source.spec,
+        "name": source.name,
+        "split": source.split,
+        "clips": [{"kind": c.kind, "split": c.split, "params": c.params} for c in clips],
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        save_file(arrays, str(tmp / "clips.safetensors"))
+        (tmp / "clips.json").write_text(json.dumps(meta))
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class ClipStore:
+    """A materialised source: the clips `materialise` wrote, read back as a source."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from safetensors.numpy import load_file
+
+        self.path = Path(path)
+        try:
+            self._meta = json.loads((self.path / "clips.json").read_text())
+            self._arrays = load_file(str(self.path / "clips.safetensors"))
+        except FileNotFoundError as e:
+            raise ConfigError(
+                f"{self.path} is not a clip store ({Path(e.filename).name} is missing)"
+            ) from None
+        except Exception as e:
+            raise ConfigError(f"{self.path}: cannot read the clip store ({e})") from None
+        self.name = self._meta["name"]
+        self.split = self._meta["split"]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {**self._meta["source"], "store": str(self.path)}
+
+    def __len__(self) -> int:
+        return len(self._meta["clips"])
+
+    def __getitem__(self, index: int) -> Clip:
+        i = check_index(index, len(self), self.name)
+        info = self._meta["clips"][i]
+        values = {k: self._arrays[k][i] for k in _ARRAYS}
+        values.update({k: int(self._arrays[k][i]) for k in _SCALARS})
+        return Clip(kind=info["kind"], split=info["split"], params=info["params"], **values)

@@ -1,0 +1,131 @@
+"""The token layout of a clip, in one place: every later floor asks it instead of recomputing offsets.
+
+A clip of F frames, each a rows × cols grid of visual codes, becomes one sequence (Toto, §3 and Fig. 15):
+
+    position   0          1 … R·C          …   F·R·C              F·R·C + 1
+    token      [start]    frame 0 (raster)  …   frame F-1 (raster) [end]
+
+Id map (shared with `ModelConfig`): 0 pad, 1 start of a video, 2 end, 3 start of an image sequence,
+then visual code c ↦ token id c + 4 (`code_offset`). Position p of frame f, row r, col c is
+1 + f·R·C + r·C + c; special positions map to (-1, -1, -1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from toto_lens.config import END_ID, IMAGE_START_ID, NUM_SPECIAL, VIDEO_START_ID
+from toto_lens.errors import ConfigError
+
+START_IDS = {"video": VIDEO_START_ID, "images": IMAGE_START_ID}
+
+
+@dataclass(frozen=True)
+class Layout:
+    frames: int
+    rows: int
+    cols: int
+    code_offset: int = NUM_SPECIAL
+    end_id: int = END_ID
+
+    def __post_init__(self) -> None:
+        if min(self.frames, self.rows, self.cols) <= 0:
+            raise ConfigError(
+                f"layout needs positive frames, rows and cols, got {self.frames}×{self.rows}×{self.cols}"
+            )
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def length(self) -> int:
+        """Tokens in a packed clip: start + frames + end."""
+        return self.frames * self.tokens_per_frame + 2
+
+    def position(self, frame: int, row: int, col: int) -> int:
+        if not (0 <= frame < self.frames and 0 <= row < self.rows and 0 <= col < self.cols):
+            raise IndexError(
+                f"(frame, row, col) = ({frame}, {row}, {col}) outside {self.frames}×{self.rows}×{self.cols}"
+            )
+        return 1 + frame * self.tokens_per_frame + row * self.cols + col
+
+    def frame_slice(self, frame: int) -> slice:
+        """Positions of one frame's tokens."""
+        start = self.position(frame, 0, 0)
+        return slice(start, start + self.tokens_per_frame)
+
+    @cached_property
+    def _coords(self) -> np.ndarray:
+        coords = np.full((self.length, 3), -1, dtype=np.int64)
+        f, r, c = np.meshgrid(
+            np.arange(self.frames), np.arange(self.rows), np.arange(self.cols), indexing="ij"
+        )
+        coords[1:-1] = np.stack([f.ravel(), r.ravel(), c.ravel()], axis=1)
+        coords.setflags(write=False)
+        return coords  # (length, 3): frame, row, col per position
+
+    def locate(self, position: int) -> tuple[int, int, int]:
+        """(frame, row, col) of a position; (-1, -1, -1) for the start and end tokens."""
+        f, r, c = self._coords[position]
+        return int(f), int(r), int(c)
+
+    @property
+    def frame_of_position(self) -> np.ndarray:
+        return self._coords[:, 0]
+
+    @property
+    def row_of_position(self) -> np.ndarray:
+        return self._coords[:, 1]
+
+    @property
+    def col_of_position(self) -> np.ndarray:
+        return self._coords[:, 2]
+
+    @property
+    def visual(self) -> np.ndarray:
+        """Boolean mask of the positions that hold visual tokens."""
+        return self.frame_of_position >= 0
+
+    def pack(self, codes: np.ndarray, kind: str = "video") -> np.ndarray:
+        """Visual codes (..., F, R, C) → token ids (..., length) with start, offset codes and end."""
+        codes = np.asarray(codes)
+        if codes.shape[-3:] != (self.frames, self.rows, self.cols):
+            raise ConfigError(
+                f"codes of shape {codes.shape} do not fit the layout {self.frames}×{self.rows}×{self.cols}"
+            )
+        if kind not in START_IDS:
+            raise ConfigError(f"unknown clip kind {kind!r}; choose one of: {', '.join(START_IDS)}")
+        lead = codes.shape[:-3]
+        out = np.empty((*lead, self.length), dtype=np.int64)
+        out[..., 0] = START_IDS[kind]
+        out[..., 1:-1] = codes.reshape(*lead, -1) + self.code_offset
+        out[..., -1] = self.end_id
+        return out
+
+    def unpack(self, ids: np.ndarray) -> np.ndarray:
+        """Token ids (..., length) → visual codes (..., F, R, C); the inverse of `pack`."""
+        ids = np.asarray(ids)
+        if ids.shape[-1] != self.length:
+            raise ConfigError(
+                f"sequence of {ids.shape[-1]} tokens does not fit the layout (length {self.length})"
+            )
+        codes = ids[..., 1:-1] - self.code_offset
+        if codes.size and codes.min() < 0:
+            raise ConfigError(
+                "a visual position holds a special token id; is this a packed clip of this layout?"
+            )
+        return codes.reshape(*ids.shape[:-1], self.frames, self.rows, self.cols)
+
+    def kind_of(self, ids: np.ndarray) -> str:
+        """ "video" or "images", read from the start token."""
+        start = int(np.asarray(ids)[..., 0].flat[0])
+        for kind, sid in START_IDS.items():
+            if sid == start:
+                return kind
+        raise ConfigError(
+            f"start token {start} is neither video ({VIDEO_START_ID}) nor images ({IMAGE_START_ID})"
+        )

@@ -1,0 +1,271 @@
+"""Moving digits: labelled videos made from real handwritten digits (Moving MNIST conventions).
+
+Digits are upscaled and placed on a larger black canvas, move with per-clip parameters, bounce at
+the walls, and several digits composite by pixelwise max (Srivastava et al. 2015). Unlike Moving MNIST
+each clip also draws a motion class, independent of the digit, so one clip serves classification
+(`digit`), action recognition (`motion`), tracking (per-frame masks) and regression (per-frame position
+and velocity). `ImageSequences` gives the paper's other input kind: clips of independent images.
+
+Everything is a pure function of (seed, split, clip index): clip i is the same whether it is generated
+alone, in order, or read back from a materialised store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from toto_lens.data.clip import Clip, check_index
+from toto_lens.data.digits import SPLITS, check_split, load_split
+from toto_lens.data.render import composite, draw_digit
+from toto_lens.errors import ConfigError
+
+MOTIONS = ("static", "translate", "bounce", "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out", "oscillate")
+SOURCE_PIXELS = 8  # sklearn digits are 8×8
+
+
+@dataclass(frozen=True)
+class MovingDigitsConfig:
+    frames: int = 16
+    canvas: int = 32  # pixels; a 4-pixel patch tokenizer gives an 8×8 grid per frame
+    scale: float = 2.0  # canvas pixels per source pixel: 8×8 digits drawn 16×16
+    n_digits: int = 2
+    motions: tuple[str, ...] = MOTIONS
+    translate_speed: tuple[float, float] = (0.4, 1.0)  # pixels/frame, never reaching a wall
+    bounce_speed: tuple[float, float] = (2.0, 3.0)  # fast enough to reach a wall within the clip
+    spin: tuple[float, float] = (10.0, 20.0)  # degrees/frame
+    zoom: tuple[float, float] = (0.6, 1.4)  # scale factors at the ends of a zoom
+    oscillation: tuple[float, float] = (3.0, 6.0)  # amplitude in pixels
+    period: tuple[float, float] = (4.0, 8.0)  # frames
+
+    def __post_init__(self) -> None:
+        if self.frames < 2 or self.canvas < 8 or self.n_digits < 1 or self.scale <= 0:
+            raise ConfigError("moving digits: need frames ≥ 2, canvas ≥ 8, n_digits ≥ 1, scale > 0")
+        unknown = [m for m in self.motions if m not in MOTIONS]
+        if unknown or not self.motions:
+            raise ConfigError(f"moving digits: unknown motion(s) {unknown}; choose from {', '.join(MOTIONS)}")
+        if self.canvas < SOURCE_PIXELS * self.scale * self.zoom[1] * np.sqrt(2):
+            raise ConfigError(
+                f"moving digits: canvas {self.canvas} is too small for digits at scale {self.scale}"
+            )
+
+
+def clip_rng(seed: int, split: str, index: int, stream: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, SPLITS.index(split), index, stream])
+
+
+def _reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Position after bouncing between lo and hi: a triangle wave of the unbounded position."""
+    span = hi - lo
+    y = np.mod(x - lo, 2 * span)
+    return lo + span - np.abs(y - span)
+
+
+def _trajectory(motion: str, cfg: MovingDigitsConfig, rng: np.random.Generator) -> dict[str, Any]:
+    """Centre (F, 2), scale (F,) and angle (F,) of one digit, plus the parameters drawn."""
+    t = np.arange(cfg.frames, dtype=np.float64)
+    scale = np.full(cfg.frames, cfg.scale)
+    angle = np.zeros(cfg.frames)
+    half = SOURCE_PIXELS * cfg.scale / 2
+    lo, hi = half, cfg.canvas - half  # the digit's box stays on the canvas
+    params: dict[str, Any] = {"motion": motion}
+
+    def place(margin: float) -> np.ndarray:
+        return rng.uniform(lo + margin, hi - margin, size=2)
+
+    if motion in ("static", "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out"):
+        # A rotated or zoomed box needs more room: keep its largest extent on the canvas.
+        grow = cfg.zoom[1] if motion.startswith("zoom") else 1.0
+        turn = np.sqrt(2) if motion.startswith("rotate") else 1.0
+        start = place(half * (grow * turn - 1))
+        centre = np.repeat(start[None], cfg.frames, axis=0)
+        if motion.startswith("rotate"):
+            speed = np.deg2rad(rng.uniform(*cfg.spin)) * (-1 if motion == "rotate_cw" else 1)
+            phase = rng.uniform(0, 2 * np.pi)
+            angle = phase + speed * t
+            params.update(angular_speed_deg=float(np.rad2deg(speed)), phase=float(phase))
+        elif motion.startswith("zoom"):
+            a, b = cfg.zoom if motion == "zoom_in" else cfg.zoom[::-1]
+            scale = cfg.scale * (a + (b - a) * t / (cfg.frames - 1))
+            params.update(zoom_from=a, zoom_to=b)
+    elif motion in ("translate", "bounce"):
+        speed = rng.uniform(*(cfg.translate_speed if motion == "translate" else cfg.bounce_speed))
+        theta = rng.uniform(0, 2 * np.pi)
+        velocity = speed * np.array([np.sin(theta), np.cos(theta)])
+        if motion == "translate":
+            travel = velocity * (cfg.frames - 1)
+            start = rng.uniform(lo - np.minimum(travel, 0), hi - np.maximum(travel, 0))
+            centre = start[None] + t[:, None] * velocity[None]
+        else:
+            start = place(0.0)
+            centre = _reflect(start[None] + t[:, None] * velocity[None], lo, hi)
+        params.update(speed=float(speed), direction_deg=float(np.rad2deg(theta)))
+    elif motion == "oscillate":
+        amplitude, period = rng.uniform(*cfg.oscillation), rng.uniform(*cfg.period)
+        theta = rng.uniform(0, 2 * np.pi)
+        direction = np.array([np.sin(theta), np.cos(theta)])
+        start = place(amplitude)
+        centre = start[None] + amplitude * np.sin(2 * np.pi * t / period)[:, None] * direction[None]
+        params.update(
+            amplitude=float(amplitude), period=float(period), direction_deg=float(np.rad2deg(theta))
+        )
+    else:  # guarded by the config; kept so a new motion name cannot fall through silently
+        raise ConfigError(f"unknown motion {motion!r}")
+    params["start"] = [float(v) for v in start]
+    return {"centre": centre, "scale": scale, "angle": angle, "params": params}
+
+
+def _velocity(position: np.ndarray) -> np.ndarray:
+    v = np.diff(position, axis=0)
+    return np.concatenate([v, v[-1:]], axis=0).astype(np.float32)
+
+
+class MovingDigits:
+    """Videos of moving digits; clip i of (seed, split) is generated on demand, always the same."""
+
+    name = "moving-digits"
+
+    def __init__(
+        self,
+        split: str = "train",
+        n_clips: int = 1024,
+        seed: int = 0,
+        config: MovingDigitsConfig | None = None,
+    ) -> None:
+        check_split(split)
+        if n_clips <= 0:
+            raise ConfigError(f"n_clips must be positive, got {n_clips}")
+        self.split, self.n_clips, self.seed = split, n_clips, seed
+        self.config = config or MovingDigitsConfig()
+        self._images, self._labels, self._ids = load_split(split)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        c = asdict(self.config)
+        return {
+            "name": self.name,
+            "kind": "video",
+            "split": self.split,
+            "n_clips": self.n_clips,
+            "seed": self.seed,
+            **c,
+        }
+
+    def __len__(self) -> int:
+        return self.n_clips
+
+    def __getitem__(self, index: int) -> Clip:
+        i = check_index(index, self.n_clips, self.name)
+        cfg = self.config
+        rng = clip_rng(self.seed, self.split, i)
+        motion_id = int(rng.integers(len(cfg.motions)))
+        motion = cfg.motions[motion_id]
+        picks = rng.integers(len(self._labels), size=cfg.n_digits)
+        paths = [_trajectory(motion, cfg, rng) for _ in range(cfg.n_digits)]
+        frames, masks = [], []
+        for f in range(cfg.frames):
+            layers = [
+                draw_digit(self._images[p], cfg.canvas, tr["centre"][f], tr["scale"][f], tr["angle"][f])
+                for p, tr in zip(picks, paths, strict=True)
+            ]
+            frame, mask = composite(layers)
+            frames.append(frame)
+            masks.append(mask)
+        position = np.stack([tr["centre"] for tr in paths], axis=1).astype(np.float32)  # (F, K, 2)
+        digits = self._labels[picks]
+        return Clip(
+            frames=np.stack(frames),
+            masks=np.stack(masks),
+            kind="video",
+            digit=int(digits[0]),
+            motion=MOTIONS.index(motion),
+            digits=digits.copy(),
+            position=position,
+            velocity=_velocity(position),
+            split=self.split,
+            index=i,
+            params={
+                "seed": self.seed,
+                "source": self.name,
+                "motion": motion,
+                "digit_image_ids": [int(self._ids[p]) for p in picks],
+                "objects": [tr["params"] for tr in paths],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ImageSequenceConfig:
+    frames: int = 16
+    canvas: int = 32
+    scale: tuple[float, float] = (1.6, 2.4)
+    jitter: float = 3.0  # pixels around the canvas centre
+
+
+class ImageSequences:
+    """Clips of independent digit images (the paper's image sequences, started by token [3])."""
+
+    name = "image-digits"
+
+    def __init__(
+        self,
+        split: str = "train",
+        n_clips: int = 1024,
+        seed: int = 0,
+        config: ImageSequenceConfig | None = None,
+    ) -> None:
+        check_split(split)
+        if n_clips <= 0:
+            raise ConfigError(f"n_clips must be positive, got {n_clips}")
+        self.split, self.n_clips, self.seed = split, n_clips, seed
+        self.config = config or ImageSequenceConfig()
+        self._images, self._labels, self._ids = load_split(split)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        c = asdict(self.config)
+        return {
+            "name": self.name,
+            "kind": "images",
+            "split": self.split,
+            "n_clips": self.n_clips,
+            "seed": self.seed,
+            **c,
+        }
+
+    def __len__(self) -> int:
+        return self.n_clips
+
+    def __getitem__(self, index: int) -> Clip:
+        i = check_index(index, self.n_clips, self.name)
+        cfg = self.config
+        rng = clip_rng(self.seed, self.split, i, stream=1)
+        picks = rng.integers(len(self._labels), size=cfg.frames)
+        scales = rng.uniform(*cfg.scale, size=cfg.frames)
+        centres = cfg.canvas / 2 + rng.uniform(-cfg.jitter, cfg.jitter, size=(cfg.frames, 2))
+        frames, masks = [], []
+        for p, s, c in zip(picks, scales, centres, strict=True):
+            frame, mask = composite([draw_digit(self._images[p], cfg.canvas, c, s, 0.0)])
+            frames.append(frame)
+            masks.append(mask)
+        digits = self._labels[picks]
+        return Clip(
+            frames=np.stack(frames),
+            masks=np.stack(masks),
+            kind="images",
+            digit=int(digits[0]),
+            motion=-1,
+            digits=digits.copy(),
+            position=centres[:, None, :].astype(np.float32),
+            velocity=np.full((cfg.frames, 1, 2), np.nan, dtype=np.float32),
+            split=self.split,
+            index=i,
+            params={
+                "seed": self.seed,
+                "source": self.name,
+                "digit_image_ids": [int(self._ids[p]) for p in picks],
+                "scales": [float(s) for s in scales],
+            },
+        )
