@@ -1,0 +1,10 @@
+"""`toto-lens …`: the command line, thin over the library (see `app.py`).
+
+Importing the command modules registers their commands on `app`; each keeps its heavy imports inside
+the command functions.
+"""
+
+from toto_lens.cli import data, models  # noqa: F401
+from toto_lens.cli.app import app, main
+
+__all__ = ["app", "main"]

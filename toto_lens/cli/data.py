@@ -1,0 +1,55 @@
+"""Commands about clips: `toto-lens data preview`, `toto-lens data materialise`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toto_lens.cli.app import app, console
+
+data_app = typer.Typer(help="Look at and write the bundled clips.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DataOpt = Annotated[
+    str, typer.Option("--data", help="Source name (moving-digits, image-digits) or clip folder.")
+]
+SplitOpt = Annotated[str, typer.Option("--split", help="train, val or test.")]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="Dataset seed: clip i of (seed, split) is always the same.")
+]
+
+
+@data_app.command("preview")
+def preview(
+    out: Annotated[Path, typer.Option("--out", help="File to write: .png, .gif (animated) or .html.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of clips.")] = 8,
+    data: DataOpt = "moving-digits",
+    split: SplitOpt = "val",
+    seed: SeedOpt = 0,
+) -> None:
+    """Draw clips with their object masks and labels."""
+    from toto_lens.data import open_source
+    from toto_lens.figures.clips import write_preview
+
+    source = open_source(data, split=split, n_clips=n, seed=seed)
+    clips = [source[i] for i in range(min(n, len(source)))]
+    console.print(f"wrote {write_preview(clips, out)} ({len(clips)} clips of {source.name}, {source.split})")
+
+
+@data_app.command("materialise")
+def materialise_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (clips.safetensors + clips.json).")],
+    clips: Annotated[int, typer.Option("--clips", min=1, help="Number of clips.")] = 1024,
+    data: DataOpt = "moving-digits",
+    split: SplitOpt = "train",
+    seed: SeedOpt = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
+) -> None:
+    """Generate clips once and store them, so that later runs read instead of render."""
+    from toto_lens.data import materialise, open_source
+
+    source = open_source(data, split=split, n_clips=clips, seed=seed)
+    path = materialise(source, out, overwrite=overwrite)
+    console.print(f"wrote {path} ({len(source)} clips of {source.name}, {source.split}, seed {seed})")
