@@ -1,0 +1,73 @@
+"""Figures: one plotly builder per appendix figure, from analysis results (xarray) to a plotly Figure.
+
+The top floor of DESIGN.md's flow: builders take analysis results, never zarr stores or models, and
+write nothing unless asked through `write_figure`. This package module imports neither plotly nor xarray
+(STYLE.md: heavy imports happen where they are used); builders load on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toto_lens.errors import TotoLensError
+
+
+class FigureError(TotoLensError, ValueError):
+    """A figure that cannot be built or written from what it was given, said in one line."""
+
+
+SUFFIXES = (".html", ".json")
+
+_EXPORTS = {
+    "ngram_rank_figure": "toto_lens.figures.ngrams",
+    "ngram_summary_figure": "toto_lens.figures.ngrams",
+}
+
+__all__ = ["SUFFIXES", "FigureError", "ngram_rank_figure", "ngram_summary_figure", "write_figure"]
+
+if TYPE_CHECKING:
+    from toto_lens.figures.ngrams import ngram_rank_figure, ngram_summary_figure
+
+
+def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a plotly figure to `.html` (self-contained: plotly.js inlined) or `.json`; returns the path.
+
+    The HTML embeds plotly.js (~4.7 MB) instead of loading it from a CDN, so it opens on machines without
+    network access. The file is written to a temporary name in the same folder and renamed over the
+    target, so a reader never sees half a figure and an interrupted write leaves the old file intact.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise FigureError(
+            f"cannot write a figure to {target.name!r}: supported suffixes are {', '.join(SUFFIXES)}"
+        )
+    text = fig.to_html(include_plotlyjs=True, full_html=True) if suffix == ".html" else fig.to_json()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A unique name opened with "x" rather than mkstemp: the file then gets the umask's permissions
+    # (mkstemp's are 0600, which a shared figure should not inherit).
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toto_lens.figures' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
