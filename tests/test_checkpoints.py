@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from toto_lens import Toto, load_checkpoint, save_checkpoint
-from toto_lens.checkpoints import CONFIG, WEIGHTS, cache_root, list_checkpoints
+from toto_lens.checkpoints import CONFIG, WEIGHTS, list_checkpoints
 from toto_lens.errors import CheckpointError
+from toto_lens.paths import cache_root
 
 
 @pytest.fixture

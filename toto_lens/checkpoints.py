@@ -10,8 +10,7 @@ A checkpoint is a folder:
 Only safetensors and JSON are read: nothing is unpickled. A save is atomic (written into a hidden
 temporary folder beside the target, then renamed), so a crash never leaves half a checkpoint.
 
-Names resolve under `<cache>/checkpoints/<name>/`. The cache root is `$TOTO_LENS_CACHE` when set,
-otherwise the `cache/` folder of the source checkout toto-lens runs from, otherwise `./cache`.
+Names resolve under `<cache>/checkpoints/<name>/` (`toto_lens.paths.cache_root`).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from toto_lens.config import ModelConfig
 from toto_lens.errors import CheckpointError, ConfigError
+from toto_lens.paths import cache_root, is_bare_name
 
 if TYPE_CHECKING:
     import torch
@@ -39,17 +39,6 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER_STATE = "tokenizer.safetensors"
-
-
-def cache_root() -> Path:
-    """Where named checkpoints and zarr stores live."""
-    env = os.environ.get("TOTO_LENS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "cache").is_dir():
-        return checkout / "cache"
-    return Path("cache")
 
 
 def checkpoints_dir() -> Path:
@@ -71,7 +60,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
         return path
     text = str(name_or_path)
     named = checkpoints_dir() / text
-    if "/" not in text and os.sep not in text and ((named / CONFIG).is_file() or (named / WEIGHTS).is_file()):
+    if is_bare_name(text) and ((named / CONFIG).is_file() or (named / WEIGHTS).is_file()):
         return named
     existing = list_checkpoints()
     known = ", ".join(existing) if existing else "none yet"
@@ -163,9 +152,8 @@ def save_checkpoint(
 
 
 def _target_path(path: str | os.PathLike) -> Path:
-    text = str(path)
-    if "/" not in text and os.sep not in text and text not in (".", ".."):
-        return checkpoints_dir() / text
+    if is_bare_name(str(path)):
+        return checkpoints_dir() / str(path)
     return Path(path).expanduser()
 
 
