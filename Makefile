@@ -33,7 +33,7 @@ format:
 	$(BIN)/ruff format toto_lens tests benchmarks
 
 bench:
-	$(BIN)/python benchmarks/bench_model.py
+	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

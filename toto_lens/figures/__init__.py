@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 
 
 def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a plotly figure to `.html` (self-contained: plotly.js inlined) or `.json`; returns the path.
+    """Write a plotly figure, or a list of them, to `.html` (self-contained: plotly.js inlined) or `.json`.
+
+    A list becomes one HTML page with the figures one under the other (plotly.js included once), or a
+    JSON array. Returns the path.
 
     The HTML embeds plotly.js (~4.7 MB) instead of loading it from a CDN, so it opens on machines without
     network access. The file is written to a temporary name in the same folder and renamed over the
@@ -46,7 +49,20 @@ def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
         raise FigureError(
             f"cannot write a figure to {target.name!r}: supported suffixes are {', '.join(SUFFIXES)}"
         )
-    text = fig.to_html(include_plotlyjs=True, full_html=True) if suffix == ".html" else fig.to_json()
+    figs = list(fig) if isinstance(fig, list | tuple) else [fig]
+    if not figs:
+        raise FigureError("no figures to write")
+    if suffix == ".json":
+        text = figs[0].to_json() if len(figs) == 1 else "[" + ",".join(f.to_json() for f in figs) + "]"
+    elif len(figs) == 1:
+        text = figs[0].to_html(include_plotlyjs=True, full_html=True)
+    else:
+        divs = [f.to_html(include_plotlyjs=i == 0, full_html=False) for i, f in enumerate(figs)]
+        text = (
+            '<!doctype html>\n<html>\n<head><meta charset="utf-8" /></head>\n<body>\n'
+            + "\n".join(divs)
+            + "\n</body>\n</html>\n"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     # A unique name opened with "x" rather than mkstemp: the file then gets the umask's permissions
     # (mkstemp's are 0600, which a shared figure should not inherit).

@@ -16,7 +16,9 @@ from toto_lens.data.clip import Clip
 from toto_lens.data.moving import MOTIONS
 from toto_lens.errors import ConfigError
 
-OBJECT_COLOURS = np.array([[0, 0, 0], [230, 60, 60], [40, 200, 220], [240, 210, 40], [150, 90, 230]], dtype=np.float32)
+OBJECT_COLOURS = np.array(
+    [[0, 0, 0], [230, 60, 60], [40, 200, 220], [240, 210, 40], [150, 90, 230]], dtype=np.float32
+)
 PREVIEW_SUFFIXES = (".png", ".gif", ".html")
 
 
@@ -101,7 +103,9 @@ def write_preview(clips: list[Clip], path: str | os.PathLike) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PREVIEW_SUFFIXES:
-        raise ConfigError(f"cannot write a preview as {suffix or 'a file without suffix'}; use .png, .gif or .html")
+        raise ConfigError(
+            f"cannot write a preview as {suffix or 'a file without suffix'}; use .png, .gif or .html"
+        )
     if not clips:
         raise ConfigError("no clips to preview")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,153 @@
+"""Commands about tokens: `toto-lens tokenizer fit`, `toto-lens ngrams`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from toto_lens.cli.app import JsonOpt, app, console
+
+tokenizer_app = typer.Typer(help="Fit and inspect visual tokenizers.", no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
+
+REPORT_CLIPS = 64  # val clips (videos and image sequences alike) that reports are measured on
+
+
+def _report_frames():
+    from toto_lens.tokenizers import bundled_frames
+
+    return bundled_frames("val", REPORT_CLIPS, REPORT_CLIPS // 4)
+
+
+@tokenizer_app.command("fit")
+def fit(
+    kind: Annotated[str, typer.Option("--kind", help="kmeans (patch k-means) or random (random codebook).")],
+    vocab: Annotated[int, typer.Option("--vocab", help="Number of codes.")],
+    out: Annotated[
+        str, typer.Option("--out", help="Folder to write, or a bare name for cache/tokenizers/NAME.")
+    ],
+    patch: Annotated[
+        int, typer.Option("--patch", help="Patch size in pixels (32×32 frames, 4 → 8×8 grid).")
+    ] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fit and of the random codebook.")] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="random only: reuse this tokenizer's projection, change its vocabulary."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a tokenizer on the bundled train frames; print its reconstruction error and codebook usage."""
+    from toto_lens.paths import is_bare_name
+    from toto_lens.tokenizers import (
+        RandomCodebook,
+        TokenizerError,
+        fit_tokenizer,
+        load_tokenizer,
+        save_tokenizer,
+    )
+    from toto_lens.tokenizers.named import tokenizer_report, tokenizers_dir
+
+    folder = tokenizers_dir() / out if is_bare_name(out) else Path(out)
+    if folder.exists() and not overwrite:  # checked before fitting, which can take a while
+        raise TokenizerError(f"{folder} already exists; pass --overwrite to replace it")
+    t0 = time.perf_counter()
+    if start is not None:
+        base = load_tokenizer(start)
+        if kind != "random" or not isinstance(base, RandomCodebook):
+            raise TokenizerError(
+                "--from changes the vocabulary of a random codebook; use it with --kind random"
+            )
+        tok = base.with_vocab(vocab, seed=seed, name=folder.name)
+    else:
+        tok = fit_tokenizer(kind, vocab, patch=patch, seed=seed, name=folder.name)
+    seconds = time.perf_counter() - t0
+    save_tokenizer(tok, folder, overwrite=overwrite)
+    report = {
+        **tokenizer_report(tok, _report_frames()),
+        "fit_seconds": round(seconds, 2),
+        "path": str(folder),
+    }
+    if as_json:
+        print(json.dumps(report))
+        return
+    console.print(
+        f"wrote {folder}: {report['kind']} with {report['vocab_size']} codes, fitted in {seconds:.1f} s\n"
+        f"val reconstruction: MSE {report['mse']:.5f} ({report['psnr_db']:.1f} dB PSNR) on {report['frames']} frames; "
+        f"codebook usage {report['codebook_usage']:.1%} ({report['dead_codes']} dead codes)"
+    )
+
+
+def _ns(first: list[int], extra: list[str]) -> list[int]:
+    """`--n 1 2 3`: click gives the first value to --n and the rest as extra arguments."""
+    ns = list(first)
+    for arg in extra:
+        if not arg.lstrip("-").isdigit():
+            raise typer.BadParameter(f"unexpected argument {arg!r}; repeat --tokenizer for each tokenizer")
+        ns.append(int(arg))
+    return sorted(set(ns))
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def ngrams(
+    ctx: typer.Context,
+    tokenizer: Annotated[
+        list[str],
+        typer.Option("--tokenizer", help="Tokenizer name (kmeans-512, random-32768) or folder; repeat."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Figure file: .html (or .json).")],
+    n: Annotated[list[int], typer.Option("--n", help="n-gram lengths, e.g. --n 1 2 3.")] = [1, 2, 3],  # noqa: B006
+    frames: Annotated[
+        int, typer.Option("--frames", min=16, help="Frames to tokenize (paper: 10,000).")
+    ] = 10_000,
+    data: Annotated[str, typer.Option("--data", help="Source of the frames.")] = "image-digits",
+    split: Annotated[str, typer.Option("--split", help="Split of the frames.")] = "val",
+    as_json: JsonOpt = False,
+) -> None:
+    """n-gram statistics of tokenizers (appendix A.9): rank-frequency curves, entropy, coverage, dead codes."""
+    from toto_lens.analysis.ngrams import compare_ngram_stats, ngram_stats
+    from toto_lens.data import open_source, stack_frames
+    from toto_lens.figures import write_figure
+    from toto_lens.figures.ngrams import ngram_rank_figure, ngram_summary_figure
+    from toto_lens.tokenizers import load_tokenizer
+
+    ns = _ns(n, ctx.args)
+    toks = [load_tokenizer(t) for t in tokenizer]
+    source = open_source(data, split=split, n_clips=-(-frames // 16))
+    images = stack_frames(source)[:frames]
+    stats = [
+        ngram_stats(tok.encode(images), tok.vocab_size, ns=ns, name=tok.name or str(name))
+        for tok, name in zip(toks, tokenizer, strict=True)
+    ]
+    combined = compare_ngram_stats(stats) if len(stats) > 1 else stats[0]
+    figures = [ngram_rank_figure(combined, n=k) for k in ns] + [ngram_summary_figure(combined)]
+    path = write_figure(figures, out)
+    rows = [
+        {
+            "tokenizer": s.attrs["name"], "n": int(k), "distinct": int(s["distinct"].sel(n=k)),
+            "possible": float(s["possible"].sel(n=k)), "coverage": float(s["coverage"].sel(n=k)),
+            "entropy_bits": float(s["entropy"].sel(n=k)), "dead_codes": int(s["dead_codes"]),
+        }
+        for s in stats for k in ns
+    ]  # fmt: skip
+    if as_json:
+        print(json.dumps({"out": str(path), "frames": int(len(images)), "rows": rows}))
+        return
+    table = Table(
+        title=f"n-grams over {len(images):,} frames of {source.name} ({split})", box=box.SIMPLE_HEAD
+    )
+    for col in ("tokenizer", "n", "distinct", "of V^n", "coverage", "entropy (bits)", "dead codes"):
+        table.add_column(col, justify="left" if col == "tokenizer" else "right")
+    for r in rows:
+        table.add_row(
+            r["tokenizer"], str(r["n"]), f"{r['distinct']:,}", f"{r['possible']:.3g}", f"{r['coverage']:.2e}",
+            f"{r['entropy_bits']:.2f}", str(r["dead_codes"]),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {path}")

@@ -1,0 +1,109 @@
+"""Named tokenizers fitted on the bundled data, and the report that says how good a tokenizer is.
+
+`load_tokenizer("kmeans-512")` reads `<cache>/tokenizers/kmeans-512/` and, the first time, fits it: the
+names `kmeans-N` and `random-N` stand for a patch k-means or a random codebook with N codes, fitted
+deterministically (seed 0, 4×4 patches) on frames of the bundled train split. Every `random-N` shares
+one projection (same frames, same seed), so they differ only in their codebook, as appendix A.4 wants.
+A path to a folder written by `save_tokenizer` loads as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toto_lens.paths import cache_root, is_bare_name
+from toto_lens.tokenizers.base import Tokenizer, TokenizerError
+from toto_lens.tokenizers.kmeans import PatchKMeans
+from toto_lens.tokenizers.random_codebook import RandomCodebook
+from toto_lens.tokenizers.registry import load_tokenizer_dir, save_tokenizer
+
+KINDS = {"kmeans": PatchKMeans, "random": RandomCodebook}
+NAME = re.compile(r"^(?P<kind>kmeans|random)-(?P<vocab>[0-9]+)$")
+# Frames the named tokenizers fit on: videos and image sequences of the train split, 4,096 frames.
+FIT_VIDEO_CLIPS, FIT_IMAGE_CLIPS = 192, 64
+
+
+def tokenizers_dir() -> Path:
+    return cache_root() / "tokenizers"
+
+
+def bundled_frames(
+    split: str = "train", video_clips: int = 192, image_clips: int = 64, seed: int = 0
+) -> np.ndarray:
+    """Frames (N, H, W) of both bundled sources, videos first."""
+    from toto_lens.data import ImageSequences, MovingDigits, stack_frames
+
+    parts = [stack_frames(MovingDigits(split, video_clips, seed=seed))]
+    if image_clips:
+        parts.append(stack_frames(ImageSequences(split, image_clips, seed=seed)))
+    return np.concatenate(parts)
+
+
+def fit_tokenizer(
+    kind: str,
+    vocab_size: int,
+    *,
+    patch: int = 4,
+    seed: int = 0,
+    frames: np.ndarray | None = None,
+    name: str | None = None,
+) -> Tokenizer:
+    """Fit a `kmeans` or `random` tokenizer, on the bundled train frames unless frames are given."""
+    if kind not in KINDS:
+        raise TokenizerError(f"unknown tokenizer kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if not isinstance(vocab_size, int) or vocab_size <= 0:
+        raise TokenizerError(f"vocab must be a positive integer, got {vocab_size!r}")
+    if frames is None:
+        frames = bundled_frames("train", FIT_VIDEO_CLIPS, FIT_IMAGE_CLIPS)
+    return KINDS[kind].fit(frames, vocab_size=vocab_size, patch=patch, seed=seed, name=name)
+
+
+def load_tokenizer(name_or_path: str | os.PathLike, *, fit_missing: bool = True) -> Tokenizer:
+    """A tokenizer by folder path, or by name from the cache (fitting `kmeans-N` / `random-N` once)."""
+    path = Path(name_or_path).expanduser()
+    if (path / "tokenizer.json").is_file():
+        return load_tokenizer_dir(path)
+    text = str(name_or_path)
+    folder = tokenizers_dir() / text
+    if is_bare_name(text) and (folder / "tokenizer.json").is_file():
+        return load_tokenizer_dir(folder)
+    match = NAME.match(text) if is_bare_name(text) else None
+    if match and fit_missing:
+        tok = fit_tokenizer(match["kind"], int(match["vocab"]), name=text)
+        try:
+            save_tokenizer(tok, folder)
+        except TokenizerError:  # another process saved the same deterministic fit first
+            return load_tokenizer_dir(folder)
+        return tok
+    have = (
+        sorted(p.name for p in tokenizers_dir().glob("*/tokenizer.json")) if tokenizers_dir().is_dir() else []
+    )
+    raise TokenizerError(
+        f"no tokenizer {text!r} (looked for {path}/tokenizer.json and {folder}); cached: "
+        f"{', '.join(p.split('/')[0] for p in have) or 'none'}; use kmeans-N or random-N, "
+        "or fit one with `toto-lens tokenizer fit`"
+    )
+
+
+def tokenizer_report(tok: Tokenizer, frames: np.ndarray) -> dict[str, Any]:
+    """Reconstruction error and codebook usage of `tok` on frames (N, H, W) it was not fitted on."""
+    ids = tok.encode(frames)
+    recon = tok.decode(ids)
+    mse = float(np.mean((recon - frames) ** 2))
+    used = np.unique(ids)
+    return {
+        "name": tok.name,
+        "kind": tok.spec["kind"],
+        "vocab_size": tok.vocab_size,
+        "frames": int(len(frames)),
+        "mse": mse,
+        "psnr_db": float(10 * np.log10(1.0 / max(mse, 1e-12))),
+        "codes_used": int(len(used)),
+        "codebook_usage": float(len(used) / tok.vocab_size),
+        "dead_codes": int(tok.vocab_size - len(used)),
+    }

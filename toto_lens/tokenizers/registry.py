@@ -1,0 +1,213 @@
+"""Rebuilding tokenizers from (spec, state), and tokenizer folders on disk.
+
+A tokenizer is two things: its spec (JSON: kind, vocab_size, patch, image_size, seed, hyperparameters,
+name) and its state (named float32/int arrays: codebooks, projections). `tokenizer_from_spec` dispatches
+on spec["kind"] through a small registry that built-in tokenizers and adapters plug into. On disk a
+tokenizer is a folder, written atomically like a checkpoint (`toto_lens.checkpoints`):
+
+    tokenizer.json          the spec
+    tokenizer.safetensors   the state
+
+Only JSON and safetensors are read: nothing is unpickled. A checkpoint stores the same pair (its
+config.json "tokenizer" field and its tokenizer.safetensors), so `tokenizer_from_spec(ckpt.tokenizer,
+ckpt.tokenizer_state)` rebuilds a checkpoint's tokenizer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toto_lens.tokenizers.base import TokenizerError, TokenizerProtocol, check_protocol
+
+SPEC_FILE = "tokenizer.json"
+STATE_FILE = "tokenizer.safetensors"
+
+Factory = Callable[[dict[str, Any], dict[str, np.ndarray]], TokenizerProtocol]
+
+# Built-ins are named, not imported, so that importing the registry pulls in neither sklearn nor scipy.
+_REGISTRY: dict[str, Factory | str] = {
+    "kmeans": "toto_lens.tokenizers.kmeans:PatchKMeans",
+    "random_codebook": "toto_lens.tokenizers.random_codebook:RandomCodebook",
+    "external": "toto_lens.tokenizers.adapter:load_external",
+}
+
+
+def register_tokenizer(kind: str, cls_or_factory: type | Factory | str) -> None:
+    """Make `tokenizer_from_spec` rebuild specs of this kind.
+
+    cls_or_factory: a class with `from_state(spec, state)` (every `Tokenizer`), a callable
+    (spec, state) → tokenizer, or a "package.module:attr" string naming either, imported on first use.
+    Registering an existing kind replaces it.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise TokenizerError(f"a tokenizer kind must be a non-empty string, got {kind!r}")
+    if not (isinstance(cls_or_factory, str) or callable(cls_or_factory)):
+        raise TokenizerError(
+            f"register_tokenizer({kind!r}, …) needs a class or a callable, got {cls_or_factory!r}"
+        )
+    _REGISTRY[kind] = cls_or_factory
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def import_object(target: str, what: str) -> Any:
+    """The object named by "package.module:attr", or a one-line TokenizerError."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise TokenizerError(f"{what} {target!r} must read 'package.module:attr'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise TokenizerError(
+            f"{what} {target!r}: cannot import {module_name!r} ({e}); install it or add it to PYTHONPATH"
+        ) from None
+    try:
+        obj = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise TokenizerError(f"{what} {target!r}: module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def _factory(kind: str) -> Factory:
+    entry = _REGISTRY[kind]
+    if isinstance(entry, str):
+        entry = import_object(entry, f"tokenizer kind {kind!r} is registered as")
+    if isinstance(entry, type):
+        if not hasattr(entry, "from_state"):
+            raise TokenizerError(
+                f"tokenizer kind {kind!r}: class {entry.__name__} has no from_state(spec, state)"
+            )
+        return entry.from_state
+    return entry
+
+
+def as_numpy_state(state: Any) -> dict[str, np.ndarray]:
+    """Arrays from a state of numpy arrays or torch tensors (a checkpoint's tokenizer_state)."""
+    if state is None:
+        return {}
+    if not isinstance(state, dict):
+        raise TokenizerError(f"tokenizer state must be a dict of arrays, got {type(state).__name__}")
+    out = {}
+    for key, value in state.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        out[str(key)] = np.asarray(value)
+    return out
+
+
+def tokenizer_from_spec(spec: dict[str, Any], state: dict[str, Any] | None = None) -> TokenizerProtocol:
+    """Rebuild a tokenizer from its spec and state (numpy arrays or torch tensors)."""
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise TokenizerError(f"a tokenizer spec is a dict with a 'kind' field, got {spec!r:.120}")
+    kind = spec["kind"]
+    if kind not in _REGISTRY:
+        raise TokenizerError(
+            f"unknown tokenizer kind {kind!r}; known kinds: {', '.join(registered_kinds())} "
+            "(register your own with toto_lens.tokenizers.register_tokenizer)"
+        )
+    tok = _factory(kind)(dict(spec), as_numpy_state(state))
+    check_protocol(tok, f"tokenizer kind {kind!r}")
+    return tok
+
+
+def save_tokenizer(tok: TokenizerProtocol, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write `tok` as a folder (tokenizer.json + tokenizer.safetensors), atomically; returns the folder.
+
+    Refuses an existing folder unless overwrite=True.
+    """
+    from safetensors.numpy import save_file
+
+    target = Path(folder).expanduser()
+    if target.exists() and not overwrite:
+        raise TokenizerError(f"{target} already exists; pass overwrite=True to replace it")
+    try:
+        text = json.dumps(tok.spec, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TokenizerError(
+            f"tokenizer spec is not JSON-serialisable ({e}); keep it to str/int/float/list/dict"
+        ) from None
+    state = {k: np.ascontiguousarray(v) for k, v in as_numpy_state(tok.state_dict()).items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        save_file(state, str(tmp / STATE_FILE), metadata={"format": "toto-lens-tokenizer"})
+        (tmp / SPEC_FILE).write_text(text + "\n")
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        if target.exists():  # rename(2) cannot replace a folder: move the old one aside, then remove it
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rename(target, old / "tok")
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_tokenizer_dir(folder: str | os.PathLike) -> TokenizerProtocol:
+    """Read a folder written by `save_tokenizer` back into a tokenizer."""
+    from safetensors.numpy import load_file
+
+    root = Path(folder).expanduser()
+    spec_path, state_path = root / SPEC_FILE, root / STATE_FILE
+    if not spec_path.is_file():
+        raise TokenizerError(f"{spec_path} is missing; a tokenizer folder holds {SPEC_FILE} and {STATE_FILE}")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TokenizerError(
+            f"{spec_path} is not valid JSON ({e}); restore it or save the tokenizer again"
+        ) from None
+    if not isinstance(spec, dict):
+        raise TokenizerError(f"{spec_path} must hold a JSON object (the tokenizer spec)")
+    if not state_path.is_file():
+        raise TokenizerError(f"{state_path} is missing; save the tokenizer again")
+    try:
+        state = load_file(str(state_path))
+    except Exception as e:  # safetensors raises its own error type for every malformed file
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TokenizerError(
+            f"{state_path} is truncated or corrupted ({reason}); save the tokenizer again"
+        ) from None
+    return tokenizer_from_spec(spec, state)
+
+
+def require_state(
+    spec: dict[str, Any], state: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, np.ndarray]:
+    """Check that `state` holds each named array with the shape the spec implies; float32 copies."""
+    name = spec.get("name", spec.get("kind"))
+    out = {}
+    for key, shape in shapes.items():
+        if key not in state:
+            raise TokenizerError(f"tokenizer {name!r}: state misses {key!r}; save the tokenizer again")
+        arr = np.asarray(state[key])
+        if tuple(arr.shape) != tuple(shape):
+            raise TokenizerError(
+                f"tokenizer {name!r}: state {key!r} has shape {list(arr.shape)} but the spec implies {list(shape)}"
+            )
+        out[key] = np.array(arr, dtype=np.float32)
+    return out
+
+
+def spec_field(spec: dict[str, Any], key: str) -> Any:
+    if key not in spec:
+        raise TokenizerError(f"tokenizer spec of kind {spec.get('kind')!r} misses the field {key!r}")
+    return spec[key]
