@@ -21,8 +21,15 @@ test:
 test-fast:
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+DEMO ?= cache/demo
+# What exists on the bundled data so far: clips, tokenizers, n-gram statistics, an untrained model.
 demo:
-	$(BIN)/toto-lens demo
+	$(BIN)/toto-lens data preview --n 8 --out $(DEMO)/clips.png
+	$(BIN)/toto-lens data preview --n 8 --out $(DEMO)/clips.gif
+	$(BIN)/toto-lens ngrams --tokenizer kmeans-512 --tokenizer random-512 --tokenizer random-32768 --n 1 2 3 --out $(DEMO)/ngrams.html
+	$(BIN)/toto-lens init --model toto-tiny --name demo-untrained --overwrite
+	$(BIN)/toto-lens info --ckpt demo-untrained
+	@echo "demo outputs in $(DEMO)/ (training arrives with the trainer)"
 
 lint:
 	$(BIN)/ruff check toto_lens tests benchmarks

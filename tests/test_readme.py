@@ -9,7 +9,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_python_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README.md has no python example"
+    namespace: dict = {}
     for block in blocks:
-        namespace: dict = {}
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["continuation"].shape == (2, 30)
+    assert namespace["ids"].shape == (1026,) and namespace["ids"][0] == 1
