@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toto_lens.config import ModelConfig
 from toto_lens.errors import CheckpointError, ConfigError
+from toto_lens.io import atomic_folder, read_json, read_safetensors, to_json
 from toto_lens.paths import cache_root, is_bare_name
 
 if TYPE_CHECKING:
@@ -39,6 +37,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER_STATE = "tokenizer.safetensors"
+REDO = "the checkpoint is incomplete or damaged: save it again"
 
 
 def checkpoints_dir() -> Path:
@@ -116,13 +115,7 @@ def save_checkpoint(
     from toto_lens import __version__
 
     target = _target_path(path)
-    if target.exists() and not overwrite:
-        raise CheckpointError(
-            f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_folder(target, overwrite=overwrite, error=CheckpointError) as tmp:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         if tokenizer_state:
@@ -138,16 +131,7 @@ def save_checkpoint(
             "toto_lens_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        try:
-            text = json.dumps(meta, indent=2, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"checkpoint metadata is not JSON-serialisable: {e}") from None
-        (tmp / CONFIG).write_text(text + "\n")
-        _fsync_dir(tmp)
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / CONFIG).write_text(to_json(meta, "checkpoint metadata", CheckpointError))
     return target
 
 
@@ -157,36 +141,10 @@ def _target_path(path: str | os.PathLike) -> Path:
     return Path(path).expanduser()
 
 
-def _fsync_dir(folder: Path) -> None:
-    for p in folder.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """rename(2) is atomic for a new name; an old checkpoint is moved aside first and removed after."""
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rename(target, old / "ckpt")
-    os.rename(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def read_metadata(folder: Path) -> dict[str, Any]:
     """config.json of a checkpoint folder, checked for the fields every reader relies on."""
     cfg = folder / CONFIG
-    if not cfg.is_file():
-        raise CheckpointError(f"{cfg} is missing; a checkpoint folder holds {CONFIG} and {WEIGHTS}")
-    try:
-        meta = json.loads(cfg.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(
-            f"{cfg} is not valid JSON ({e}); restore it or save the checkpoint again"
-        ) from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{cfg} must hold a JSON object")
+    meta = read_json(cfg, redo="save the checkpoint again", error=CheckpointError)
     if meta.get("format", FORMAT) != FORMAT:
         raise CheckpointError(f"{cfg}: format {meta.get('format')!r} is not a toto-lens checkpoint")
     if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
@@ -223,7 +181,7 @@ def load_checkpoint(
     meta = read_metadata(folder)
     config: ModelConfig = meta["model"]
     weights = folder / WEIGHTS
-    state = _read_safetensors(weights, device)
+    state = read_safetensors(weights, redo=REDO, error=CheckpointError, device=device)
     sha = file_sha256(weights)
     recorded = meta.get("weights_sha256")
     if verify and recorded and recorded != sha:
@@ -240,7 +198,7 @@ def load_checkpoint(
         model.to(dtype=dtype)
     tok_state = {}
     if (folder / TOKENIZER_STATE).is_file():
-        tok_state = _read_safetensors(folder / TOKENIZER_STATE, "cpu")
+        tok_state = read_safetensors(folder / TOKENIZER_STATE, redo=REDO, error=CheckpointError)
     return Checkpoint(
         model=model.eval(),
         config=config,
@@ -251,20 +209,6 @@ def load_checkpoint(
         training=meta.get("training") or {},
         meta={k: v for k, v in meta.items() if k not in ("model", "tokenizer", "training")},
     )
-
-
-def _read_safetensors(path: Path, device) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete, save it again")
-    try:
-        return load_file(str(path), device=str(device))
-    except Exception as e:  # safetensors raises its own error type for every malformed file
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f"{path} is truncated or corrupted ({reason}); save the checkpoint again"
-        ) from None
 
 
 def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> None:

@@ -10,10 +10,7 @@ that yields exactly the same clips.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from toto_lens.errors import ConfigError
+from toto_lens.io import atomic_folder, read_json, read_safetensors, to_json
 
 KINDS = ("video", "images")
 
@@ -89,9 +87,6 @@ def materialise(source: ClipSource, path: str | os.PathLike, *, overwrite: bool 
     """Write every clip of `source` into a folder (clips.safetensors + clips.json), atomically."""
     from safetensors.numpy import save_file
 
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise ConfigError(f"{target} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
     clips = list(iter_clips(source))
     if not clips:
         raise ConfigError(f"source {source.name!r} has no clips to materialise")
@@ -105,36 +100,22 @@ def materialise(source: ClipSource, path: str | os.PathLike, *, overwrite: bool 
         "split": source.split,
         "clips": [{"kind": c.kind, "split": c.split, "params": c.params} for c in clips],
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_folder(path, overwrite=overwrite, error=ConfigError) as tmp:
         save_file(arrays, str(tmp / "clips.safetensors"))
-        (tmp / "clips.json").write_text(json.dumps(meta))
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        (tmp / "clips.json").write_text(to_json(meta, "clip metadata", ConfigError))
+    return Path(path)
 
 
 class ClipStore:
     """A materialised source: the clips `materialise` wrote, read back as a source."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        from safetensors.numpy import load_file
-
         self.path = Path(path)
-        try:
-            self._meta = json.loads((self.path / "clips.json").read_text())
-            self._arrays = load_file(str(self.path / "clips.safetensors"))
-        except FileNotFoundError as e:
-            raise ConfigError(
-                f"{self.path} is not a clip store ({Path(e.filename).name} is missing)"
-            ) from None
-        except Exception as e:
-            raise ConfigError(f"{self.path}: cannot read the clip store ({e})") from None
+        redo = "write it again with `toto-lens data materialise`"
+        self._meta = read_json(self.path / "clips.json", redo=redo, error=ConfigError)
+        self._arrays = read_safetensors(
+            self.path / "clips.safetensors", redo=redo, error=ConfigError, framework="numpy"
+        )
         self.name = self._meta["name"]
         self.split = self._meta["split"]
 

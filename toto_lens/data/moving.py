@@ -122,39 +122,37 @@ def _velocity(position: np.ndarray) -> np.ndarray:
     return np.concatenate([v, v[-1:]], axis=0).astype(np.float32)
 
 
-class MovingDigits:
-    """Videos of moving digits; clip i of (seed, split) is generated on demand, always the same."""
+class _DigitSource:
+    """What both bundled sources share: a split of the digit images, a seed, a clip count, a config."""
 
-    name = "moving-digits"
+    name = ""
+    kind = ""
+    config_class: type = object
 
-    def __init__(
-        self,
-        split: str = "train",
-        n_clips: int = 1024,
-        seed: int = 0,
-        config: MovingDigitsConfig | None = None,
-    ) -> None:
+    def __init__(self, split: str = "train", n_clips: int = 1024, seed: int = 0, config=None) -> None:
         check_split(split)
         if n_clips <= 0:
             raise ConfigError(f"n_clips must be positive, got {n_clips}")
         self.split, self.n_clips, self.seed = split, n_clips, seed
-        self.config = config or MovingDigitsConfig()
+        self.config = config or self.config_class()
         self._images, self._labels, self._ids = load_split(split)
 
     @property
     def spec(self) -> dict[str, Any]:
-        c = asdict(self.config)
-        return {
-            "name": self.name,
-            "kind": "video",
-            "split": self.split,
-            "n_clips": self.n_clips,
-            "seed": self.seed,
-            **c,
-        }
+        head = {"name": self.name, "kind": self.kind, "split": self.split, "n_clips": self.n_clips}
+        return {**head, "seed": self.seed, **asdict(self.config)}
 
     def __len__(self) -> int:
         return self.n_clips
+
+
+class MovingDigits(_DigitSource):
+    """Videos of moving digits; clip i of (seed, split) is generated on demand, always the same."""
+
+    name = "moving-digits"
+    kind = "video"
+    config_class = MovingDigitsConfig
+    config: MovingDigitsConfig
 
     def __getitem__(self, index: int) -> Clip:
         i = check_index(index, self.n_clips, self.name)
@@ -204,39 +202,13 @@ class ImageSequenceConfig:
     jitter: float = 3.0  # pixels around the canvas centre
 
 
-class ImageSequences:
+class ImageSequences(_DigitSource):
     """Clips of independent digit images (the paper's image sequences, started by token [3])."""
 
     name = "image-digits"
-
-    def __init__(
-        self,
-        split: str = "train",
-        n_clips: int = 1024,
-        seed: int = 0,
-        config: ImageSequenceConfig | None = None,
-    ) -> None:
-        check_split(split)
-        if n_clips <= 0:
-            raise ConfigError(f"n_clips must be positive, got {n_clips}")
-        self.split, self.n_clips, self.seed = split, n_clips, seed
-        self.config = config or ImageSequenceConfig()
-        self._images, self._labels, self._ids = load_split(split)
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        c = asdict(self.config)
-        return {
-            "name": self.name,
-            "kind": "images",
-            "split": self.split,
-            "n_clips": self.n_clips,
-            "seed": self.seed,
-            **c,
-        }
-
-    def __len__(self) -> int:
-        return self.n_clips
+    kind = "images"
+    config_class = ImageSequenceConfig
+    config: ImageSequenceConfig
 
     def __getitem__(self, index: int) -> Clip:
         i = check_index(index, self.n_clips, self.name)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toto_lens.errors import TotoLensError
+from toto_lens.io import atomic_file
 
 
 class FigureError(TotoLensError, ValueError):
@@ -63,17 +63,8 @@ def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
             + "\n".join(divs)
             + "\n</body>\n</html>\n"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name opened with "x" rather than mkstemp: the file then gets the umask's permissions
-    # (mkstemp's are 0600, which a shared figure should not inherit).
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return target
 
 

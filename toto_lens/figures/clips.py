@@ -15,6 +15,7 @@ import numpy as np
 from toto_lens.data.clip import Clip
 from toto_lens.data.moving import MOTIONS
 from toto_lens.errors import ConfigError
+from toto_lens.io import atomic_file
 
 OBJECT_COLOURS = np.array(
     [[0, 0, 0], [230, 60, 60], [40, 200, 220], [240, 210, 40], [150, 90, 230]], dtype=np.float32
@@ -108,18 +109,13 @@ def write_preview(clips: list[Clip], path: str | os.PathLike) -> Path:
         )
     if not clips:
         raise ConfigError("no clips to preview")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{suffix}")
-    try:
+    with atomic_file(path) as tmp:
         if suffix == ".png":
-            preview_image(clips).save(tmp)
+            preview_image(clips).save(tmp, format="PNG")
         elif suffix == ".gif":
             n = min(c.num_frames for c in clips)
             images = [preview_image(clips, zoom=4, frames=slice(t, t + 1)) for t in range(n)]
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=250, loop=0)
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0)
         else:
             preview_figure(clips).write_html(tmp, include_plotlyjs=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

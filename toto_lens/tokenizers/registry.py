@@ -16,16 +16,14 @@ ckpt.tokenizer_state)` rebuilds a checkpoint's tokenizer.
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from toto_lens.io import atomic_folder, read_json, read_safetensors, to_json
 from toto_lens.tokenizers.base import TokenizerError, TokenizerProtocol, check_protocol
 
 SPEC_FILE = "tokenizer.json"
@@ -130,62 +128,20 @@ def save_tokenizer(tok: TokenizerProtocol, folder: str | os.PathLike, *, overwri
     """
     from safetensors.numpy import save_file
 
-    target = Path(folder).expanduser()
-    if target.exists() and not overwrite:
-        raise TokenizerError(f"{target} already exists; pass overwrite=True to replace it")
-    try:
-        text = json.dumps(tok.spec, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise TokenizerError(
-            f"tokenizer spec is not JSON-serialisable ({e}); keep it to str/int/float/list/dict"
-        ) from None
+    text = to_json(tok.spec, "tokenizer spec", TokenizerError)
     state = {k: np.ascontiguousarray(v) for k, v in as_numpy_state(tok.state_dict()).items()}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_folder(folder, overwrite=overwrite, error=TokenizerError) as tmp:
         save_file(state, str(tmp / STATE_FILE), metadata={"format": "toto-lens-tokenizer"})
-        (tmp / SPEC_FILE).write_text(text + "\n")
-        for p in tmp.iterdir():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-        if target.exists():  # rename(2) cannot replace a folder: move the old one aside, then remove it
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rename(target, old / "tok")
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        (tmp / SPEC_FILE).write_text(text)
+    return Path(folder).expanduser()
 
 
 def load_tokenizer_dir(folder: str | os.PathLike) -> TokenizerProtocol:
     """Read a folder written by `save_tokenizer` back into a tokenizer."""
-    from safetensors.numpy import load_file
-
     root = Path(folder).expanduser()
-    spec_path, state_path = root / SPEC_FILE, root / STATE_FILE
-    if not spec_path.is_file():
-        raise TokenizerError(f"{spec_path} is missing; a tokenizer folder holds {SPEC_FILE} and {STATE_FILE}")
-    try:
-        spec = json.loads(spec_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TokenizerError(
-            f"{spec_path} is not valid JSON ({e}); restore it or save the tokenizer again"
-        ) from None
-    if not isinstance(spec, dict):
-        raise TokenizerError(f"{spec_path} must hold a JSON object (the tokenizer spec)")
-    if not state_path.is_file():
-        raise TokenizerError(f"{state_path} is missing; save the tokenizer again")
-    try:
-        state = load_file(str(state_path))
-    except Exception as e:  # safetensors raises its own error type for every malformed file
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise TokenizerError(
-            f"{state_path} is truncated or corrupted ({reason}); save the tokenizer again"
-        ) from None
+    redo = "save the tokenizer again"
+    spec = read_json(root / SPEC_FILE, redo=redo, error=TokenizerError)
+    state = read_safetensors(root / STATE_FILE, redo=redo, error=TokenizerError, framework="numpy")
     return tokenizer_from_spec(spec, state)
 
 
