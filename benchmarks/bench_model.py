@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
+from _timing import best_of
 from safetensors.torch import load_file
 
 from toto_lens import Toto, load_checkpoint, save_checkpoint, variants
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def forward(repeat: int) -> None:
@@ -36,8 +26,8 @@ def forward(repeat: int) -> None:
     x = torch.randint(4, config.vocab_size, (4, config.context_length))
     tokens = x.numel()
     with torch.no_grad():
-        t_sdpa = best_of(lambda: model(x), repeat)
-        t_eager = best_of(lambda: model(x, return_patterns=True), repeat)
+        t_sdpa = best_of(lambda: model(x), repeat)[0]
+        t_eager = best_of(lambda: model(x, return_patterns=True), repeat)[0]
     print(
         f"forward  toto-small B=4 T={config.context_length}: sdpa {tokens / t_sdpa:,.0f} tok/s, "
         f"eager {tokens / t_eager:,.0f} tok/s  → sdpa is {t_eager / t_sdpa:.2f}× faster"
@@ -57,8 +47,8 @@ def decode(repeat: int) -> None:
                 out = torch.cat([out, model(out)[:, -1:].argmax(-1)], dim=1)
         return out
 
-    t_cache = best_of(lambda: model.generate(prompt, n, temperature=0), repeat)
-    t_plain = best_of(recompute, repeat)
+    t_cache = best_of(lambda: model.generate(prompt, n, temperature=0), repeat)[0]
+    t_plain = best_of(recompute, repeat)[0]
     same = torch.equal(model.generate(prompt, n, temperature=0), recompute())
     print(
         f"decode   toto-tiny {n} tokens after 65: kv-cache {n / t_cache:,.0f} tok/s, "
@@ -76,9 +66,9 @@ def load(repeat: int) -> None:
             model.load_state_dict(load_file(str(path / "model.safetensors")))
             return model
 
-        t_ours = best_of(lambda: load_checkpoint(path), repeat)
-        t_ours_noverify = best_of(lambda: load_checkpoint(path, verify=False), repeat)
-        t_plain = best_of(plain, repeat)
+        t_ours = best_of(lambda: load_checkpoint(path), repeat)[0]
+        t_ours_noverify = best_of(lambda: load_checkpoint(path, verify=False), repeat)[0]
+        t_plain = best_of(plain, repeat)[0]
     print(
         f"load     toto-base ({config.num_params() / 1e6:.0f}M): load_checkpoint {t_ours:.2f} s "
         f"(without sha256 {t_ours_noverify:.2f} s), plain init+load_state_dict {t_plain:.2f} s "

@@ -15,10 +15,10 @@ Usage: python benchmarks/bench_ngrams.py [--frames 10000] [--baseline-frames 100
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 
 import numpy as np
+from _timing import best_of
 
 from toto_lens.analysis.ngrams import decode_ngram_keys, ngram_counts, ngram_stats
 
@@ -52,16 +52,6 @@ def counter_baseline(ids: np.ndarray, n: int) -> Counter:
     return counts
 
 
-def best_of(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
@@ -77,8 +67,8 @@ def main() -> None:
         used = len(np.unique(ids))
         print(f"vocab {vocab:,} ({used:,} codes used)")
         for n in (1, 2, 3):
-            t_ours = best_of(lambda ids=ids, n=n, vocab=vocab: ngram_counts(ids, n, vocab), args.repeat)
-            t_base = best_of(lambda ids=ids, n=n: counter_baseline(ids[:sub], n), args.repeat) * scale
+            t_ours = best_of(lambda ids=ids, n=n, vocab=vocab: ngram_counts(ids, n, vocab), args.repeat)[0]
+            t_base = best_of(lambda ids=ids, n=n: counter_baseline(ids[:sub], n), args.repeat)[0] * scale
             keys, counts = ngram_counts(ids[:sub], n, vocab)
             base = counter_baseline(ids[:sub], n)
             ours = {
@@ -90,7 +80,7 @@ def main() -> None:
                 f"  n={n}: ngram_counts {t_ours:.4f} s, Counter {t_base:.4f} s  → {t_base / t_ours:5.1f}× faster"
                 f"  ({len(keys):,} distinct, same counts: {same})"
             )
-        t_stats = best_of(lambda ids=ids, vocab=vocab: ngram_stats(ids, vocab, ns=(1, 2, 3)), args.repeat)
+        t_stats = best_of(lambda ids=ids, vocab=vocab: ngram_stats(ids, vocab, ns=(1, 2, 3)), args.repeat)[0]
         print(f"  ngram_stats n=1,2,3 (whole Dataset): {t_stats:.4f} s")
 
 

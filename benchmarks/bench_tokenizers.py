@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from _timing import best_of
 from sklearn.datasets import load_digits
 
 from toto_lens.tokenizers import PatchKMeans, RandomCodebook, patchify
@@ -33,16 +34,6 @@ def digit_frames(n: int, seed: int) -> np.ndarray:
         y, x = rng.integers(0, 17, 2)
         out[i, y : y + 16, x : x + 16] = np.kron(digits[j], np.ones((2, 2), np.float32))
     return out
-
-
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    out = fn()  # warm-up (torch import, k-d tree build, the black patch's code)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def dense_argmin(x: np.ndarray, codes: np.ndarray) -> np.ndarray:

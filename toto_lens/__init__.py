@@ -6,8 +6,9 @@ Attributes are imported on first use (PEP 562) so that `toto-lens --help` does n
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from toto_lens._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -41,13 +42,4 @@ if TYPE_CHECKING:
     from toto_lens.model import Toto
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'toto_lens' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -7,9 +7,9 @@ Public names are imported on first use (PEP 562), so importing the package costs
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from toto_lens._lazy import lazy_exports
 from toto_lens.errors import TotoLensError
 
 
@@ -30,13 +30,4 @@ if TYPE_CHECKING:
     from toto_lens.analysis.ngrams import compare_ngram_stats, decode_ngram_keys, ngram_counts, ngram_stats
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'toto_lens.analysis' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

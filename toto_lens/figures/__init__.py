@@ -7,11 +7,11 @@ write nothing unless asked through `write_figure`. This package module imports n
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toto_lens._lazy import lazy_exports
 from toto_lens.errors import TotoLensError
 from toto_lens.io import atomic_file
 
@@ -68,13 +68,4 @@ def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'toto_lens.figures' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
