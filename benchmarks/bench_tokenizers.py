@@ -1,6 +1,6 @@
 """Tokenizer encoding speed against plain baselines, side by side in one run; prints ratios.
 
-Frames: 10,000 digit frames (32×32, 8×8 patches of 4×4 → 640,000 patches), built as the bundled data is.
+Frames: 10,000 frames of the bundled val split (32×32, 8×8 patches of 4×4 → 640,000 patches).
 
 1. PatchKMeans-512: ours (black-patch shortcut + chunked torch matmul) vs the naive way, one dense numpy
    distance matrix ‖x‖² − 2x·c + ‖c‖² over all patches and an argmin; also ours without the shortcut.
@@ -20,20 +20,15 @@ import time
 import numpy as np
 import torch
 from _timing import best_of
-from sklearn.datasets import load_digits
 
-from toto_lens.tokenizers import PatchKMeans, RandomCodebook, patchify
+from toto_lens.tokenizers import PatchKMeans, RandomCodebook, bundled_frames, patchify
 from toto_lens.tokenizers.kmeans import nearest_centroid
 
 
-def digit_frames(n: int, seed: int) -> np.ndarray:
-    digits = load_digits().images.astype(np.float32) / 16  # (1797, 8, 8)
-    rng = np.random.default_rng(seed)
-    out = np.zeros((n, 32, 32), np.float32)
-    for i, j in enumerate(rng.integers(0, len(digits), n)):
-        y, x = rng.integers(0, 17, 2)
-        out[i, y : y + 16, x : x + 16] = np.kron(digits[j], np.ones((2, 2), np.float32))
-    return out
+def digit_frames(n: int, split: str) -> np.ndarray:
+    """n frames of the bundled data: four fifths moving-digits videos, one fifth image sequences."""
+    clips = -(-n // 16)
+    return bundled_frames(split, video_clips=clips - clips // 5, image_clips=clips // 5)[:n]
 
 
 def dense_argmin(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -103,8 +98,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}, frames: {args.frames:,} of 32×32 (8×8 patches each)")
-    train = digit_frames(args.train, seed=0)
-    frames = digit_frames(args.frames, seed=1)
+    train = digit_frames(args.train, "train")
+    frames = digit_frames(args.frames, "val")
     bench_kmeans(train, frames, args.repeat)
     bench_random(train, frames, args.repeat, args.subset)
 
