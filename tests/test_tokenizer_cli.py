@@ -60,7 +60,7 @@ def test_random_vocabulary_changes_without_refit(capsys, tmp_path):
         capsys, "tokenizer", "fit", "--kind", "random", "--vocab", "2048", "--from", str(base),
         "--out", str(tmp_path / "r2048"), "--json",
     )  # fmt: skip
-    assert code == 0 and json.loads(stdout)["fit_seconds"] < 1.0
+    assert code == 0 and json.loads(stdout)["vocab_size"] == 2048
     assert np.array_equal(load_tokenizer(tmp_path / "r2048").projection, load_tokenizer(base).projection)
 
 
