@@ -121,3 +121,20 @@ def test_help_does_not_import_torch():
 def test_help(capsys, cmd):
     code, out, _ = run(capsys, *cmd)
     assert code == 0 and "Usage" in out
+
+
+def test_several_numbers_after_one_flag():
+    from toto_lens.cli.app import expand_multi_values
+
+    assert expand_multi_values(["ngrams", "--n", "1", "2", "3", "--frames", "32"]) == [
+        "ngrams", "--n", "1", "--n", "2", "--n", "3", "--frames", "32",
+    ]  # fmt: skip
+    # A name after a multi-number flag is left for click to reject, numbers after other flags alone.
+    assert expand_multi_values(["--lrs", "1e-3", "x", "--frames", "1", "2"]) == [
+        "--lrs",
+        "1e-3",
+        "x",
+        "--frames",
+        "1",
+        "2",
+    ]

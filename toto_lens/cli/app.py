@@ -48,10 +48,37 @@ def _root(
     """Study what the layers of Toto models learn: train, extract, analyse, plot."""
 
 
+# Options that take several numbers after one flag (`--n 1 2 3`, `--widths 64 128 256`): click takes one
+# value per flag, so the numbers that follow are rewritten as repeated flags before parsing.
+MULTI_NUMBER_OPTIONS = ("--n", "--widths", "--lrs", "--seeds")
+
+
+def expand_multi_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    current, values = None, 0
+    for arg in argv:
+        if current and _is_number(arg):
+            out += [current, arg] if values else [arg]
+            values += 1
+            continue
+        current, values = (arg if arg in MULTI_NUMBER_OPTIONS else None), 0
+        out.append(arg)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app, turning expected failures into one line and exit code 2."""
+    args = expand_multi_values(sys.argv[1:] if argv is None else list(argv))
     try:
-        app(args=argv, prog_name="toto-lens")
+        app(args=args, prog_name="toto-lens")
     except TotoLensError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

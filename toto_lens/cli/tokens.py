@@ -84,19 +84,8 @@ def fit(
     )
 
 
-def _ns(first: list[int], extra: list[str]) -> list[int]:
-    """`--n 1 2 3`: click gives the first value to --n and the rest as extra arguments."""
-    ns = list(first)
-    for arg in extra:
-        if not arg.lstrip("-").isdigit():
-            raise typer.BadParameter(f"unexpected argument {arg!r}; repeat --tokenizer for each tokenizer")
-        ns.append(int(arg))
-    return sorted(set(ns))
-
-
-@app.command(context_settings={"allow_extra_args": True})
+@app.command()
 def ngrams(
-    ctx: typer.Context,
     tokenizer: Annotated[
         list[str],
         typer.Option("--tokenizer", help="Tokenizer name (kmeans-512, random-32768) or folder; repeat."),
@@ -117,7 +106,7 @@ def ngrams(
     from toto_lens.figures.ngrams import ngram_rank_figure, ngram_summary_figure
     from toto_lens.tokenizers import load_tokenizer
 
-    ns = _ns(n, ctx.args)
+    ns = sorted(set(n))
     toks = [load_tokenizer(t) for t in tokenizer]
     source = open_source(data, split=split, n_clips=-(-frames // 16))
     images = stack_frames(source)[:frames]
