@@ -4,10 +4,23 @@ import torch
 from toto_lens.config import ModelConfig
 
 
+@pytest.fixture(scope="session")
+def _shared_derived(tmp_path_factory):
+    """Fitted tokenizers and token pools are deterministic: tests share them instead of refitting."""
+    root = tmp_path_factory.mktemp("shared-cache")
+    for sub in ("tokenizers", "tokens"):
+        (root / sub).mkdir()
+    return root
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own empty registry, never the user's cache/."""
-    monkeypatch.setenv("TOTO_LENS_CACHE", str(tmp_path / "cache"))
+def _isolated_cache(tmp_path, monkeypatch, _shared_derived):
+    """Every test gets its own empty checkpoint registry, never the user's cache/."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for sub in ("tokenizers", "tokens"):
+        (cache / sub).symlink_to(_shared_derived / sub)
+    monkeypatch.setenv("TOTO_LENS_CACHE", str(cache))
     torch.manual_seed(0)
 
 

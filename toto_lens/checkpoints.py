@@ -104,23 +104,32 @@ def save_checkpoint(
     tokenizer_state: dict[str, torch.Tensor] | None = None,
     training: dict[str, Any] | None = None,
     overwrite: bool = False,
+    weights: dict[str, torch.Tensor] | None = None,
+    extras: dict[str, dict[str, torch.Tensor]] | None = None,
+    files: dict[str, str] | None = None,
 ) -> Path:
     """Write `model` (and tokenizer spec/state, training metadata) as a checkpoint folder at `path`.
 
     A bare name (no path separator) is saved into the registry, `<cache>/checkpoints/<name>`.
     Refuses an existing checkpoint unless overwrite=True. Returns the folder.
+
+    weights: the state dict to save instead of `model.state_dict()` (a distributed run passes the
+    gathered full state). extras: more tensors, one `<name>.safetensors` each (the trainer's optimizer
+    state). files: text files written beside them (the training log).
     """
     from safetensors.torch import save_file
 
     from toto_lens import __version__
 
-    target = _target_path(path)
+    target = checkpoint_path(path)
     with atomic_folder(target, overwrite=overwrite, error=CheckpointError) as tmp:
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        save_file(_cpu(weights or model.state_dict()), str(tmp / WEIGHTS), metadata={"format": FORMAT})
         if tokenizer_state:
-            tok = {k: v.detach().contiguous().cpu() for k, v in tokenizer_state.items()}
-            save_file(tok, str(tmp / TOKENIZER_STATE))
+            save_file(_cpu(tokenizer_state), str(tmp / TOKENIZER_STATE))
+        for name, tensors in (extras or {}).items():
+            save_file(_cpu(tensors), str(tmp / f"{name}.safetensors"))
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -135,7 +144,18 @@ def save_checkpoint(
     return target
 
 
-def _target_path(path: str | os.PathLike) -> Path:
+def _cpu(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+    import torch
+
+    return {k: torch.as_tensor(v).detach().contiguous().cpu() for k, v in tensors.items()}
+
+
+def read_extra(folder: str | os.PathLike, name: str) -> dict[str, torch.Tensor]:
+    """The tensors `save_checkpoint(extras={name: …})` wrote into a checkpoint folder."""
+    return read_safetensors(Path(folder) / f"{name}.safetensors", redo=REDO, error=CheckpointError)
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
     if is_bare_name(str(path)):
         return checkpoints_dir() / str(path)
     return Path(path).expanduser()

@@ -174,6 +174,8 @@ class Toto(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
+        # μP's MuReadout: logits scaled by 1/m so that a zero-initialised readout trains at one LR.
+        self.output_scale = 1.0 / config.mup_width_mult
         self.build_rope()
         self.init_weights()
         self.register_load_state_dict_pre_hook(_rename_llama_keys)
@@ -273,6 +275,8 @@ class Toto(nn.Module):
                 x, pattern = block(x, cos, sin, input_pos)
                 patterns.append(pattern)
             logits = self.output(self.norm(x))  # (B, T, V)
+            if self.output_scale != 1.0:
+                logits = logits * self.output_scale
         finally:
             for block, impl in zip(self.blocks, impls, strict=True):
                 block.attn.impl = impl

@@ -1,0 +1,182 @@
+"""`toto-lens train …` (train or resume a run) and `toto-lens train sweep-lr …` (the μP grid)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from toto_lens.cli.app import app, console
+
+train_app = typer.Typer(help="Train Toto checkpoints on the bundled clips.", invoke_without_command=True)
+app.add_typer(train_app, name="train")
+
+D = None  # defaults come from TrainConfig; None here means "not given"
+
+
+def _opt(help_text: str, flag: str | None = None):
+    return typer.Option(flag, help=help_text) if flag else typer.Option(help=help_text)
+
+
+@train_app.callback()
+def train_cmd(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Checkpoint name (cache/checkpoints/NAME) or folder.")
+    ] = None,
+    model: Annotated[str | None, _opt("Variant (toto-lens variants).")] = D,
+    data: Annotated[
+        str | None, _opt("Source or mix: moving-digits, or moving-digits=0.8,image-digits=0.2.")
+    ] = D,
+    tokenizer: Annotated[str | None, _opt("Tokenizer name (kmeans-512, random-4096) or folder.")] = D,
+    steps: Annotated[int | None, _opt("Optimizer steps.")] = D,
+    batch_size: Annotated[int | None, _opt("Clips per step, over all processes.")] = D,
+    micro_batch: Annotated[
+        int | None, _opt("Clips per forward pass and process (gradient accumulation).")
+    ] = D,
+    lr: Annotated[float | None, _opt("Peak learning rate.")] = D,
+    warmup: Annotated[int | None, _opt("Linear warmup steps.")] = D,
+    min_lr_ratio: Annotated[float | None, _opt("Cosine floor as a fraction of the peak.")] = D,
+    weight_decay: Annotated[float | None, _opt("AdamW weight decay.")] = D,
+    grad_clip: Annotated[float | None, _opt("Gradient-norm clip.")] = D,
+    dtype: Annotated[str | None, _opt("Autocast dtype: float32 or bfloat16.")] = D,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    mup: Annotated[bool, typer.Option("--mup", help="μP: init, per-group LRs, 1/d attention.")] = False,
+    base_width: Annotated[int | None, _opt("μP base width (default: the model's width).")] = D,
+    width: Annotated[int | None, _opt("Override the variant's width (FFN = 4·width).")] = D,
+    fsdp: Annotated[
+        bool, typer.Option("--fsdp", help="Shard with FSDP under torchrun instead of DDP.")
+    ] = False,
+    seed: Annotated[int | None, _opt("Seed of the init and the batch order.")] = D,
+    train_clips: Annotated[int | None, _opt("Clips per source in the training pool.")] = D,
+    val_clips: Annotated[int | None, _opt("Clips per source for validation.")] = D,
+    eval_every: Annotated[int | None, _opt("Validate every N steps.")] = D,
+    log_every: Annotated[int | None, _opt("Log every N steps.")] = D,
+    ckpt_every: Annotated[int | None, _opt("Checkpoint every N steps.")] = D,
+    threads: Annotated[int | None, _opt("torch threads.")] = D,
+    stop_at: Annotated[int | None, _opt("Stop after this step (resumable), e.g. to split a run.")] = D,
+    device: Annotated[str | None, _opt("cpu, cuda, cuda:1 … (default: this process's GPU, else cpu).")] = D,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over even if NAME exists.")] = False,
+) -> None:
+    """Train a Toto checkpoint, or resume NAME if an unfinished run of the same settings is there.
+
+    Under `torchrun --nproc_per_node=K` the same command trains with DDP (gloo on CPU, nccl on GPU).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if name is None:
+        raise typer.BadParameter("name the run: --name NAME", param_hint="--name")
+    from toto_lens.train import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    given = {k: v for k, v in locals().items() if k in fields and v is not None and v is not False}
+    cfg = TrainConfig(**given)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    progress = _progress() if rank0 and sys.stdout.isatty() else None
+    report = console.print if rank0 else None
+    if progress is not None:
+        with progress:
+            result = train(
+                cfg,
+                name,
+                overwrite=overwrite,
+                stop_at=stop_at,
+                device=device,
+                report=report,
+                progress=progress,
+            )
+    else:
+        result = train(cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report)
+    if rank0:
+        console.print(summary_table(cfg, result))
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4,
+    )  # fmt: skip
+
+
+def summary_table(cfg, result) -> Table:
+    m = result.metrics
+    table = Table(
+        title=f"{'finished' if result.complete else 'stopped'}: {result.path}",
+        box=box.SIMPLE_HEAD,
+        show_header=False,
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    last = result.log[-1] if result.log else {}
+    rows = [
+        ("model", f"{cfg.model}{' (μP)' if cfg.mup else ''}, tokenizer {cfg.tokenizer}, data {cfg.data}"),
+        ("steps", f"{result.step} of {cfg.steps} ({last.get('tokens', 0):,} tokens)"),
+        ("train loss", f"{last.get('train_loss', float('nan')):.4f} (last logged window)"),
+    ]
+    if "val_loss" in m:
+        ent = m["unigram_entropy"]
+        rows += [
+            ("val loss", f"{m['val_loss']:.4f} nats; visual tokens {m['val_loss_visual']:.4f}"),
+            ("unigram entropy", f"{ent:.4f} nats (val loss is {m['val_loss_visual'] / ent:.0%} of it)"),
+            ("loss per frame", " ".join(f"{v:.3f}" for v in m["loss_per_frame"])),
+            (
+                "first / later frames",
+                f"{m['first_frame_loss']:.4f} / {m['later_frames_loss']:.4f} = {m['first_to_later_ratio']:.2f}×",
+            ),
+        ]
+    if result.log:
+        rows.append(("speed", f"{result.log[-1]['tokens_per_s']:,.0f} tokens/s (last window)"))
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+@train_app.command("sweep-lr")
+def sweep_lr_cmd(
+    widths: Annotated[list[int], typer.Option("--widths", help="Model widths, e.g. --widths 64 128 256.")],
+    lrs: Annotated[list[float], typer.Option("--lrs", help="Learning rates, e.g. --lrs 1e-3 3e-3 1e-2.")],
+    out: Annotated[Path, typer.Option("--out", help="Table to write (.csv).")],
+    model: Annotated[str, typer.Option(help="Variant giving depth and heads.")] = "toto-tiny",
+    steps: Annotated[int, typer.Option(help="Steps per run.")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
+    mup: Annotated[
+        bool, typer.Option("--mup/--no-mup", help="μP (the point of the sweep) or standard.")
+    ] = True,
+    base_width: Annotated[
+        int | None, typer.Option(help="μP base width (default: the smallest width).")
+    ] = None,
+    train_clips: Annotated[int, typer.Option(help="Clips per source in the pool.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
+) -> None:
+    """Train every (width, lr) pair for a fixed number of steps; write width, lr, final loss (Fig. 11)."""
+    from toto_lens.train import TrainConfig
+    from toto_lens.train.sweep import sweep_lr
+
+    base = TrainConfig(model=model, steps=steps, batch_size=batch_size, mup=mup, train_clips=train_clips, seed=seed,
+                       base_width=(base_width or min(widths)) if mup else None, eval_every=steps, ckpt_every=steps,
+                       log_every=max(1, steps // 10))  # fmt: skip
+    rows = sweep_lr(base, widths, lrs, out, report=console.print)
+    table = Table(
+        title=f"learning-rate sweep ({'μP' if mup else 'standard'}), {steps} steps", box=box.SIMPLE_HEAD
+    )
+    for col in ("width", "lr", "final train loss", "val loss"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["width"]), f"{r['lr']:g}", f"{r['final_train_loss']:.4f}", f"{r['val_loss']:.4f}")
+    console.print(table)
+    console.print(f"wrote {out}")

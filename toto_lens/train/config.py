@@ -1,0 +1,112 @@
+"""Every setting of a training run, in one frozen dataclass saved into the checkpoint's metadata.
+
+Defaults follow the Toto paper where it has one (AdamW β = (0.9, 0.95), warmup then cosine decay,
+gradient clipping at 1.0) and nanoGPT's small-model recipes where it does not; the learning rate and
+batch of the CPU default were chosen by measurement on the bundled data (README, "Training").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from toto_lens.errors import ConfigError
+
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "toto-tiny"
+    width: int | None = None  # override the variant's width (FFN 4·width, same heads and depth): μP sweeps
+    data: str = "moving-digits=0.8,image-digits=0.2"  # source=weight,… (the paper's Table 2 mixes)
+    tokenizer: str = "kmeans-512"
+    steps: int = 600
+    batch_size: int = 8  # clips per optimizer step, over all processes
+    micro_batch: int | None = None  # clips per forward pass and process; None = batch / processes
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr · min_lr_ratio
+    warmup: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    dtype: str = "float32"  # autocast dtype of the forward pass; float32 measured fastest here (README)
+    compile: bool = False
+    mup: bool = False
+    base_width: int | None = None  # μP base width; None with mup = the model's own width
+    fsdp: bool = False
+    seed: int = 0
+    data_seed: int = 0  # seed of the clip pools (which clips exist), apart from the order seed above
+    train_clips: int = 2048  # clips per source in the training pool
+    val_clips: int = 64  # clips per source for validation
+    eval_every: int = 100
+    log_every: int = 10
+    ckpt_every: int = 100
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+
+    def __post_init__(self) -> None:
+        for key in (
+            "steps",
+            "batch_size",
+            "train_clips",
+            "val_clips",
+            "eval_every",
+            "log_every",
+            "ckpt_every",
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.micro_batch is not None and self.micro_batch <= 0:
+            raise ConfigError(f"micro-batch must be positive, got {self.micro_batch}")
+        if not self.lr > 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("need lr > 0, warmup ≥ 0 and 0 ≤ min-lr-ratio ≤ 1")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.width is not None and self.width <= 0:
+            raise ConfigError(f"width must be positive, got {self.width}")
+        if self.base_width is not None and not self.mup:
+            raise ConfigError("--base-width only applies with --mup")
+        parse_mix(self.data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def resumable_with(self, other: TrainConfig) -> list[str]:
+        """Fields that differ from `other` in ways that change the run (logging cadence does not)."""
+        free = {"log_every", "threads"}
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name not in free and getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """ "moving-digits=0.8,image-digits=0.2" → {name: weight}, normalised; a bare name weighs 1."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition("=")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"data mix: weight {weight!r} of {name!r} is not a number") from None
+        if value <= 0 or name in mix:
+            raise ConfigError(f"data mix: each source once with a positive weight, got {text!r}")
+        mix[name] = value
+    if not mix:
+        raise ConfigError(
+            "data: name at least one source, e.g. moving-digits or moving-digits=0.8,image-digits=0.2"
+        )
+    total = sum(mix.values())
+    return {k: v / total for k, v in mix.items()}

@@ -1,0 +1,119 @@
+"""Token pools for training: clips tokenized once, cached, and sampled by step.
+
+Each source of the mix gets a pool of `train_clips` clips (and `val_clips` for validation), tokenized
+and packed by `Layout` into sequences `[start] frames … [end]`, each kind with its own start token.
+Pools are cached under `<cache>/tokens/` keyed by the source spec and the tokenizer, so sweeps and
+resumed runs skip the rendering.
+
+The batch of step s is a pure function of (seed, s): exact proportions of each source (largest
+remainder), clips drawn uniformly from each pool. Resuming at step s therefore needs no data state
+beyond the step, and every process of a distributed run computes the same global batch and takes its
+own slice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from toto_lens.data import Layout, open_source
+from toto_lens.errors import ConfigError, TotoLensError
+from toto_lens.io import atomic_folder, read_safetensors
+from toto_lens.paths import cache_root
+from toto_lens.train.config import TrainConfig, parse_mix
+
+ENCODE_CLIPS = 64  # clips rendered and tokenized per chunk
+
+
+@dataclass
+class TokenPools:
+    names: list[str]
+    weights: np.ndarray  # (S,) mix proportions
+    train: list[np.ndarray]  # per source: (N, L) int64 token ids
+    val: list[np.ndarray]
+    layout: Layout
+
+    @property
+    def seq_len(self) -> int:
+        return self.layout.length
+
+    def batch(self, seed: int, step: int, size: int) -> np.ndarray:
+        """The global batch of one step, (size, L) int64: exact source proportions, uniform clips."""
+        counts = _largest_remainder(self.weights, size)
+        rng = np.random.default_rng([seed, step])
+        rows = [pool[rng.integers(len(pool), size=n)] for pool, n in zip(self.train, counts, strict=True)]
+        return np.concatenate(rows)
+
+    def validation(self) -> np.ndarray:
+        return np.concatenate(self.val)
+
+
+def _largest_remainder(weights: np.ndarray, size: int) -> np.ndarray:
+    raw = weights * size
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(-(raw - counts), kind="stable")[: size - counts.sum()]] += 1
+    return counts
+
+
+def tokenizer_fingerprint(tok) -> str:
+    h = hashlib.sha256(json.dumps(tok.spec, sort_keys=True).encode())
+    for key, value in sorted(tok.state_dict().items()):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()[:16]
+
+
+def encode_source(source, tok, layout: Layout) -> np.ndarray:
+    """Every clip of `source` as packed token ids (N, L)."""
+    out = np.empty((len(source), layout.length), dtype=np.int64)
+    for start in range(0, len(source), ENCODE_CLIPS):
+        clips = [source[i] for i in range(start, min(start + ENCODE_CLIPS, len(source)))]
+        for kind in {c.kind for c in clips}:
+            idx = [i for i, c in enumerate(clips) if c.kind == kind]
+            codes = tok.encode(np.stack([clips[i].frames for i in idx]))  # (n, F, R, C)
+            out[start + np.array(idx)] = layout.pack(codes, kind)
+    return out
+
+
+def cached_tokens(name: str, split: str, n_clips: int, seed: int, tok, layout: Layout) -> np.ndarray:
+    """Token ids of a source's clips, from the cache or rendered, tokenized and cached now."""
+    source = open_source(name, split=split, n_clips=n_clips, seed=seed)
+    key = hashlib.sha256(
+        json.dumps([source.spec, tokenizer_fingerprint(tok)], sort_keys=True).encode()
+    ).hexdigest()[:20]
+    folder = cache_root() / "tokens" / f"{name}-{split}-{key}"
+    if (folder / "tokens.safetensors").is_file():
+        redo = f"delete {folder} to rebuild it"
+        return read_safetensors(folder / "tokens.safetensors", redo=redo, framework="numpy")["tokens"]
+    tokens = encode_source(source, tok, layout)
+    from safetensors.numpy import save_file
+
+    try:
+        with atomic_folder(folder) as tmp:
+            save_file({"tokens": tokens}, str(tmp / "tokens.safetensors"))
+            (tmp / "source.json").write_text(json.dumps(source.spec))
+    except TotoLensError:
+        if not (folder / "tokens.safetensors").is_file():
+            raise
+        # another process (a distributed run's other rank) cached the same pool first
+    return tokens
+
+
+def build_pools(cfg: TrainConfig, tok, verbose=None) -> TokenPools:
+    """Training and validation pools of every source in the mix."""
+    mix = parse_mix(cfg.data)
+    frames = open_source(next(iter(mix)), split="val", n_clips=1)[0].num_frames
+    layout = Layout(frames, *tok.grid)
+    train, val = [], []
+    for name in mix:
+        if verbose:
+            verbose(f"tokenizing {name}: {cfg.train_clips} train + {cfg.val_clips} val clips")
+        train.append(cached_tokens(name, "train", cfg.train_clips, cfg.data_seed, tok, layout))
+        val.append(cached_tokens(name, "val", cfg.val_clips, cfg.data_seed, tok, layout))
+    lengths = {t.shape[1] for t in train + val}
+    if len(lengths) != 1:
+        raise ConfigError(f"sources of one mix must have clips of equal length, got {sorted(lengths)} tokens")
+    return TokenPools(list(mix), np.array(list(mix.values())), train, val, layout)

@@ -1,0 +1,223 @@
+"""The training loop: next-token prediction on token pools, with exact resume and torchrun scaling.
+
+nanoGPT's loop in structure (warmup-cosine AdamW, gradient accumulation, clipping, periodic eval and
+checkpoints), with litgpt's resume-by-default: running the same command again continues an unfinished
+run from its last checkpoint and ends with bitwise the same weights on CPU. Under `torchrun` each
+process takes its slice of the same global batch; DDP (or FSDP) averages the gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from toto_lens.checkpoints import checkpoint_path, load_checkpoint
+from toto_lens.config import NUM_SPECIAL, ModelConfig
+from toto_lens.errors import ConfigError, TotoLensError
+from toto_lens.model import Toto
+from toto_lens.train import dist as D
+from toto_lens.train.config import TrainConfig
+from toto_lens.train.data import TokenPools, build_pools
+from toto_lens.train.evaluate import autocast, loss_sums, report_from_sums, token_losses, unigram_entropy
+from toto_lens.train.optim import lr_at, make_optimizer, set_lr
+from toto_lens.train.state import LOG, load_state, read_log, resume_point, save_state
+
+
+class TrainingDiverged(TotoLensError):
+    exit_code = 3
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    step: int
+    complete: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def model_config(cfg: TrainConfig, vocab: int, seq_len: int) -> ModelConfig:
+    """The variant, sized to the tokenizer's vocabulary and the clip length, with μP if asked."""
+    mc = ModelConfig.from_name(cfg.model).replace(vocab_size=vocab + NUM_SPECIAL)
+    if cfg.width is not None:
+        mc = mc.replace(dim=cfg.width, ffn_dim=4 * cfg.width, name=f"{mc.name}-w{cfg.width}")
+    if mc.context_length < seq_len:
+        mc = mc.replace(context_length=seq_len)
+    if cfg.mup:
+        mc = mc.replace(mup_base_width=cfg.base_width or mc.dim)
+    return mc
+
+
+def train(
+    cfg: TrainConfig,
+    name: str,
+    *,
+    overwrite: bool = False,
+    stop_at: int | None = None,
+    device: str | None = None,
+    report: Callable[[str], None] | None = None,
+    progress=None,
+) -> TrainResult:
+    """Train (or resume) the run `name`; returns where it stopped. `stop_at` ends early after that step."""
+    info = D.setup(device)
+    try:
+        return _train(cfg, name, info, overwrite, stop_at, report if info.main else None, progress)
+    finally:
+        D.teardown(info)
+
+
+def _split(cfg: TrainConfig, info: D.DistInfo) -> tuple[int, int]:
+    if cfg.batch_size % info.world:
+        raise ConfigError(
+            f"a batch of {cfg.batch_size} clips does not divide over {info.world} processes; "
+            "make --batch-size a multiple of the process count"
+        )
+    per_rank = cfg.batch_size // info.world
+    micro = cfg.micro_batch or per_rank
+    if per_rank % micro:
+        raise ConfigError(
+            f"--micro-batch {micro} must divide the {per_rank} clips each process takes per step"
+        )
+    return per_rank, micro
+
+
+def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
+    from toto_lens.tokenizers import load_tokenizer
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    per_rank, micro = _split(cfg, info)
+    folder = checkpoint_path(name)
+    training = resume_point(folder, cfg, overwrite)
+    # Rank 0 fits the tokenizer and renders the pools into the cache first; the others then read them.
+    if not info.main:
+        D.barrier(info)
+    tok = load_tokenizer(cfg.tokenizer)
+    pools = build_pools(cfg, tok, verbose=say)
+    if info.main:
+        D.barrier(info)
+    mc = model_config(cfg, tok.vocab_size, pools.seq_len)
+    torch.manual_seed(cfg.seed)
+    raw = Toto(mc).to(info.device)
+    start = 0
+    if training is not None:
+        raw.load_state_dict(load_checkpoint(folder, device=info.device).model.state_dict())
+        start = int(training["step"])
+    model = D.wrap(raw, info, cfg.fsdp)
+    optimizer = make_optimizer(model, cfg, mc.mup_width_mult)
+    if training is not None:
+        load_state(folder, model, optimizer, training)
+    forward = torch.compile(model) if cfg.compile else model
+    log = read_log(folder, start) if training is not None else []
+    if say:
+        verb = f"resuming {folder} at step {start}" if start else f"training {folder}"
+        say(
+            f"{verb}: {mc.name} ({mc.num_params():,} parameters), {cfg.batch_size} clips × {pools.seq_len} tokens a step"
+        )
+    steps_end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    tokens_per_step = cfg.batch_size * (pools.seq_len - 1)
+    metrics: dict[str, Any] = {"unigram_entropy": unigram_entropy(pools.validation(), pools.layout)}
+    window_loss, window_steps, window_time = 0.0, 0, 0.0
+    meta = {"name": folder.name, "world_size": info.world, "params": mc.num_params(), "data_mix": pools.names}
+    task = progress.add_task("train", total=cfg.steps, completed=start) if progress is not None else None
+
+    saved = [start] if training is not None else []
+    live_log = folder.parent / f".{folder.name}.{LOG}"  # rows as they come, for `tail -f`
+    if info.main:
+        live_log.parent.mkdir(parents=True, exist_ok=True)
+        live_log.write_text("".join(json.dumps(r) + "\n" for r in log))
+
+    def checkpoint(step: int, complete: bool) -> None:
+        saved[:] = [step]
+        state = {
+            "config": cfg.to_dict(),
+            "step": step,
+            "complete": complete,
+            "tokens_seen": step * tokens_per_step,
+        }
+        save_state(folder, model, raw, optimizer, {**state, **meta, "metrics": metrics}, log, tok, info.main)
+
+    for step in range(start, steps_end):
+        t0 = time.perf_counter()
+        set_lr(optimizer, lr_at(step, cfg))
+        batch = pools.batch(cfg.seed, step, cfg.batch_size)[info.rank * per_rank : (info.rank + 1) * per_rank]
+        x = torch.as_tensor(batch, device=info.device)
+        loss_sum = torch.zeros((), device=info.device)
+        n_micro = per_rank // micro
+        for i in range(n_micro):
+            chunk = x[i * micro : (i + 1) * micro]
+            sync = nullcontext() if i == n_micro - 1 or not hasattr(model, "no_sync") else model.no_sync()
+            with sync, autocast(cfg.dtype, info.device):
+                logits = forward(chunk[:, :-1])
+                loss = F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten()) / n_micro
+            loss.backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if not (math.isfinite(loss_sum.item()) and math.isfinite(float(grad_norm))):
+            kept = (
+                f"the last good checkpoint (step {saved[0]}) is kept in {folder}"
+                if saved
+                else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"training diverged at step {step + 1} (loss {loss_sum.item():.4g}, gradient norm {float(grad_norm):.3g}); "
+                f"{kept}; lower --lr or lengthen --warmup"
+            )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window_loss += loss_sum.item()
+        window_steps += 1
+        window_time += time.perf_counter() - t0
+        done = step + 1
+        if task is not None:
+            progress.update(
+                task,
+                completed=done,
+                loss=window_loss / window_steps,
+                tps=window_steps * tokens_per_step / window_time,
+            )
+        last = done == steps_end
+        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or last:
+            mean = D.all_sum(info, torch.tensor([window_loss, window_steps])).tolist()
+            row = {
+                "step": done, "tokens": done * tokens_per_step, "train_loss": mean[0] / mean[1],
+                "lr": lr_at(step, cfg), "tokens_per_s": window_steps * tokens_per_step / window_time,
+            }  # fmt: skip
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                metrics.update(evaluate(model, pools, cfg, info))
+                row["val_loss"] = metrics["val_loss"]
+            log.append(row)
+            window_loss, window_steps, window_time = 0.0, 0, 0.0
+            if info.main:
+                with open(live_log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+            if say and task is None:
+                val = f", val loss {row['val_loss']:.4f}" if "val_loss" in row else ""
+                say(
+                    f"step {done}/{cfg.steps}: train loss {row['train_loss']:.4f}{val}, {row['tokens_per_s']:,.0f} tokens/s"
+                )
+        if done % cfg.ckpt_every == 0 or last:
+            checkpoint(done, complete=done == cfg.steps)
+    end = max(start, steps_end)
+    return TrainResult(folder, end, end == cfg.steps, metrics, log)
+
+
+@torch.no_grad()
+def evaluate(model, pools: TokenPools, cfg: TrainConfig, info: D.DistInfo) -> dict[str, Any]:
+    """Validation losses, each process taking every world-th clip; sums are combined over processes."""
+    model.eval()
+    mine = pools.validation()[info.rank :: info.world]
+    batch = max(1, cfg.micro_batch or cfg.batch_size)
+    losses = token_losses(model, mine, batch=batch, dtype=cfg.dtype, device=info.device)
+    model.train()
+    sums = D.all_sum(info, torch.from_numpy(loss_sums(losses, pools.layout)))
+    return report_from_sums(sums.numpy())

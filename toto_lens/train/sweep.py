@@ -1,0 +1,66 @@
+"""The μP learning-rate sweep (appendix Fig. 11): every (width, lr) pair trained for the same steps.
+
+Each pair is an ordinary run, a checkpoint under `<cache>/sweeps/<table name>/w<width>-lr<lr>`, so an
+interrupted sweep resumes: finished pairs are read back, unfinished ones continue. A pair whose loss
+diverges is recorded as NaN and the sweep goes on. The table (CSV: width, lr, mup, steps,
+final_train_loss, val_loss) is written atomically once every pair has run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toto_lens.checkpoints import read_metadata
+from toto_lens.io import atomic_file
+from toto_lens.paths import cache_root
+from toto_lens.train.config import TrainConfig
+from toto_lens.train.loop import TrainingDiverged, train
+from toto_lens.train.state import read_log
+
+COLUMNS = ("width", "lr", "mup", "steps", "final_train_loss", "val_loss")
+
+
+def sweep_lr(
+    base: TrainConfig,
+    widths: list[int],
+    lrs: list[float],
+    out: str | Path,
+    *,
+    report: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    out = Path(out)
+    root = cache_root() / "sweeps" / out.stem
+    rows = []
+    for width in widths:
+        for lr in lrs:
+            cfg = base.replace(width=width, lr=lr)
+            folder = root / f"w{width}-lr{lr:g}"
+            rows.append(
+                {"width": width, "lr": lr, "mup": cfg.mup, "steps": cfg.steps, **_run(cfg, folder, report)}
+            )
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_file(out) as tmp:
+        tmp.write_text(text.getvalue())
+    return rows
+
+
+def _run(cfg: TrainConfig, folder: Path, report) -> dict[str, float]:
+    done = folder.exists() and (read_metadata(folder).get("training") or {}).get("complete")
+    if not done:
+        if report:
+            report(f"width {cfg.width}, lr {cfg.lr:g}: training {cfg.steps} steps")
+        try:
+            train(cfg, str(folder), overwrite=False)
+        except TrainingDiverged:
+            return {"final_train_loss": math.nan, "val_loss": math.nan}
+    metrics = read_metadata(folder)["training"]["metrics"]
+    log = read_log(folder, cfg.steps)
+    return {"final_train_loss": log[-1]["train_loss"], "val_loss": metrics.get("val_loss", math.nan)}
