@@ -7,6 +7,7 @@ once. Expected failures (`TotoLensError`) print one line, `error: …`, and exit
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="toto-lens")
     except TotoLensError as e:
-        print(f"error: {e}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+        print(f"{'' if rank == '0' else f'[rank {rank}] '}error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
