@@ -161,6 +161,9 @@ def sweep_lr_cmd(
         int | None, typer.Option(help="μP base width (default: the smallest width).")
     ] = None,
     train_clips: Annotated[int, typer.Option(help="Clips per source in the pool.")] = 1024,
+    val_clips: Annotated[int, typer.Option(help="Clips per source for validation.")] = 64,
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer name or folder.")] = "kmeans-512",
+    data: Annotated[str, typer.Option(help="Source or mix.")] = "moving-digits=0.8,image-digits=0.2",
     seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
 ) -> None:
     """Train every (width, lr) pair for a fixed number of steps; write width, lr, final loss (Fig. 11)."""
@@ -168,6 +171,7 @@ def sweep_lr_cmd(
     from toto_lens.train.sweep import sweep_lr
 
     base = TrainConfig(model=model, steps=steps, batch_size=batch_size, mup=mup, train_clips=train_clips, seed=seed,
+                       val_clips=val_clips, tokenizer=tokenizer, data=data,
                        base_width=(base_width or min(widths)) if mup else None, eval_every=steps, ckpt_every=steps,
                        log_every=max(1, steps // 10))  # fmt: skip
     rows = sweep_lr(base, widths, lrs, out, report=console.print)
