@@ -84,9 +84,20 @@ def info(ckpt: CkptOpt, as_json: JsonOpt = False) -> None:
     for key, value in summary["config"].items():
         table.add_row(f"config.{key}", str(value))
     table.add_row("tokenizer", json.dumps(summary["tokenizer"]))
-    for key, value in summary["training"].items():
-        table.add_row(f"training.{key}", json.dumps(value) if isinstance(value, dict | list) else str(value))
+    for key, value in _flat(summary["training"], "training"):
+        table.add_row(key, value)
     console.print(table)
+
+
+def _flat(value: Any, prefix: str):
+    """(dotted key, short text) rows of nested metadata; floats to 4 significant digits."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flat(v, f"{prefix}.{k}")
+    elif isinstance(value, list) and all(isinstance(v, float) for v in value):
+        yield prefix, " ".join(f"{v:.4g}" for v in value)
+    else:
+        yield prefix, f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @app.command("checkpoints")

@@ -115,7 +115,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
     model = D.wrap(raw, info, cfg.fsdp)
     optimizer = make_optimizer(model, cfg, mc.mup_width_mult)
     if training is not None:
-        load_state(folder, model, optimizer, training)
+        load_state(folder, model, optimizer)
     forward = torch.compile(model) if cfg.compile else model
     log = read_log(folder, start) if training is not None else []
     if say:

@@ -3,7 +3,7 @@
 A run named NAME lives in one checkpoint folder (`cache/checkpoints/NAME/`), rewritten atomically every
 `ckpt_every` steps, so a SIGKILL at any moment leaves the last complete one loadable by
 `load_checkpoint(NAME)`. Beside the model it holds `optimizer.safetensors` (AdamW moments by parameter
-name, the torch RNG state) and `train_log.jsonl`; `config.json`'s `training` field records the
+name, the torch RNG state), `optimizer_groups.json` (AdamW hyperparameters) and `train_log.jsonl`; `config.json`'s `training` field records the
 TrainConfig, the step reached and whether the run is complete. The batch of a step depends only on
 (seed, step), so the step is the whole data position.
 """
@@ -27,6 +27,7 @@ from toto_lens.errors import ConfigError
 from toto_lens.train.config import TrainConfig
 
 LOG = "train_log.jsonl"
+GROUPS = "optimizer_groups.json"  # AdamW hyperparameters per group, by parameter name
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
@@ -79,17 +80,15 @@ def save_state(
         folder,
         tokenizer=tokenizer.spec,
         tokenizer_state=tokenizer.state_dict(),
-        training={**training, "optimizer_groups": groups},
+        training=training,
         overwrite=True,
         weights=weights,
         extras={"optimizer": tensors},
-        files={LOG: "".join(json.dumps(r) + "\n" for r in log_rows)},
+        files={LOG: "".join(json.dumps(r) + "\n" for r in log_rows), GROUPS: json.dumps(groups, indent=1)},
     )
 
 
-def load_state(
-    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, training: dict
-) -> None:
+def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Put the optimizer moments and the RNG state of `folder` back (weights are loaded with the model)."""
     tensors = read_extra(folder, "optimizer")
     state: dict[str, dict[str, torch.Tensor]] = {}
@@ -97,9 +96,17 @@ def load_state(
         if key.startswith("state."):
             name, _, field = key[len("state.") :].rpartition(".")
             state.setdefault(name, {})[field] = value
-    groups = [dict(g) for g in training["optimizer_groups"]]
+    groups = read_json_list(folder / GROUPS)
     set_optimizer_state_dict(model, optimizer, {"state": state, "param_groups": groups}, options=FULL)
     torch.set_rng_state(tensors["rng.torch"])
+
+
+def read_json_list(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} is missing: this checkpoint cannot resume training; pass --overwrite to start over"
+        )
+    return json.loads(path.read_text())
 
 
 def read_log(folder: Path, upto_step: int) -> list[dict[str, Any]]:
