@@ -19,7 +19,7 @@ import numpy as np
 
 from toto_lens.data.clip import Clip, check_index
 from toto_lens.data.digits import SPLITS, check_split, load_split
-from toto_lens.data.render import composite, draw_digit
+from toto_lens.data.render import MASK_THRESHOLD, composite, draw_digit, texture
 from toto_lens.errors import ConfigError
 
 MOTIONS = ("static", "translate", "bounce", "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out", "oscillate")
@@ -39,8 +39,10 @@ class MovingDigitsConfig:
     zoom: tuple[float, float] = (0.6, 1.4)  # scale factors at the ends of a zoom
     oscillation: tuple[float, float] = (3.0, 6.0)  # amplitude in pixels
     period: tuple[float, float] = (4.0, 8.0)  # frames
+    background: float = 0.2  # brightness of the clip's static texture; 0 = black (classic Moving MNIST)
 
     def __post_init__(self) -> None:
+        check_background(self.background)
         if self.frames < 2 or self.canvas < 8 or self.n_digits < 1 or self.scale <= 0:
             raise ConfigError("moving digits: need frames ≥ 2, canvas ≥ 8, n_digits ≥ 1, scale > 0")
         unknown = [m for m in self.motions if m not in MOTIONS]
@@ -50,6 +52,11 @@ class MovingDigitsConfig:
             raise ConfigError(
                 f"moving digits: canvas {self.canvas} is too small for digits at scale {self.scale}"
             )
+
+
+def check_background(value: float) -> None:
+    if not 0.0 <= value < MASK_THRESHOLD:
+        raise ConfigError(f"background brightness must lie in [0, {MASK_THRESHOLD}) so masks stay the digits, got {value}")
 
 
 def clip_rng(seed: int, split: str, index: int, stream: int = 0) -> np.random.Generator:
@@ -162,13 +169,14 @@ class MovingDigits(_DigitSource):
         motion = cfg.motions[motion_id]
         picks = rng.integers(len(self._labels), size=cfg.n_digits)
         paths = [_trajectory(motion, cfg, rng) for _ in range(cfg.n_digits)]
+        background = texture(cfg.canvas, cfg.background, clip_rng(self.seed, self.split, i, stream=2))
         frames, masks = [], []
         for f in range(cfg.frames):
             layers = [
                 draw_digit(self._images[p], cfg.canvas, tr["centre"][f], tr["scale"][f], tr["angle"][f])
                 for p, tr in zip(picks, paths, strict=True)
             ]
-            frame, mask = composite(layers)
+            frame, mask = composite(layers, background)
             frames.append(frame)
             masks.append(mask)
         position = np.stack([tr["centre"] for tr in paths], axis=1).astype(np.float32)  # (F, K, 2)
@@ -200,6 +208,10 @@ class ImageSequenceConfig:
     canvas: int = 32
     scale: tuple[float, float] = (1.6, 2.4)
     jitter: float = 3.0  # pixels around the canvas centre
+    background: float = 0.2  # brightness of each image's own texture (independent images, like photos)
+
+    def __post_init__(self) -> None:
+        check_background(self.background)
 
 
 class ImageSequences(_DigitSource):
@@ -219,7 +231,8 @@ class ImageSequences(_DigitSource):
         centres = cfg.canvas / 2 + rng.uniform(-cfg.jitter, cfg.jitter, size=(cfg.frames, 2))
         frames, masks = [], []
         for p, s, c in zip(picks, scales, centres, strict=True):
-            frame, mask = composite([draw_digit(self._images[p], cfg.canvas, c, s, 0.0)])
+            background = texture(cfg.canvas, cfg.background, rng)
+            frame, mask = composite([draw_digit(self._images[p], cfg.canvas, c, s, 0.0)], background)
             frames.append(frame)
             masks.append(mask)
         digits = self._labels[picks]

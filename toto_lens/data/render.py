@@ -38,9 +38,23 @@ def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
-def composite(layers: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Frame by pixelwise max of the object layers; mask ids 1 … K, object 1 on top of 2 on top of 3 …"""
+def texture(canvas: int, amplitude: float, rng: np.random.Generator, cells: int = 8) -> np.ndarray:
+    """A static background: uniform noise on a coarse (cells+1)² grid, bilinearly enlarged, times amplitude.
+
+    Real video is mostly textured background that stays put while objects move; on a black canvas the
+    first frame would cost no more than the later ones and the redundancy the Toto appendix measures
+    (Fig. 10) could not show. Features are about canvas/cells pixels wide: a patch tokenizer sees them.
+    """
+    coarse = rng.uniform(0.0, 1.0, size=(cells + 1, cells + 1))
+    pos = (np.arange(canvas) + 0.5) * cells / canvas  # canvas pixel centres in coarse-grid units
+    return (amplitude * _bilinear(coarse, *np.meshgrid(pos - 0.5, pos - 0.5, indexing="ij"))).astype(np.float32)
+
+
+def composite(layers: list[np.ndarray], background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Frame by pixelwise max of the object layers (and background); mask ids 1 … K, object 1 on top."""
     frame = np.maximum.reduce(layers) if len(layers) > 1 else layers[0].copy()
+    if background is not None:
+        frame = np.maximum(frame, background)
     mask = np.zeros(frame.shape, dtype=np.uint8)
     for k in range(len(layers), 0, -1):  # back to front, so nearer objects overwrite
         mask[layers[k - 1] > MASK_THRESHOLD] = k
