@@ -113,6 +113,17 @@ def _progress():
     )  # fmt: skip
 
 
+def _frame_rows(m: dict) -> list[tuple[str, str]]:
+    """First frame against the later ones (the appendix's Fig. 10), for each source of the mix."""
+    rows = []
+    for name, r in (m.get("by_source") or {"all": m}).items():
+        text = (
+            f"{r['first_frame_loss']:.4f} / {r['later_frames_loss']:.4f} = {r['first_to_later_ratio']:.2f}×"
+        )
+        rows.append((f"first / later frames, {name}", text))
+    return rows
+
+
 def summary_table(cfg, result) -> Table:
     m = result.metrics
     table = Table(
@@ -134,10 +145,7 @@ def summary_table(cfg, result) -> Table:
             ("val loss", f"{m['val_loss']:.4f} nats; visual tokens {m['val_loss_visual']:.4f}"),
             ("unigram entropy", f"{ent:.4f} nats (val loss is {m['val_loss_visual'] / ent:.0%} of it)"),
             ("loss per frame", " ".join(f"{v:.3f}" for v in m["loss_per_frame"])),
-            (
-                "first / later frames",
-                f"{m['first_frame_loss']:.4f} / {m['later_frames_loss']:.4f} = {m['first_to_later_ratio']:.2f}×",
-            ),
+            *_frame_rows(m),
         ]
     if result.log:
         rows.append(("speed", f"{result.log[-1]['tokens_per_s']:,.0f} tokens/s (last window)"))

@@ -56,7 +56,9 @@ class MovingDigitsConfig:
 
 def check_background(value: float) -> None:
     if not 0.0 <= value < MASK_THRESHOLD:
-        raise ConfigError(f"background brightness must lie in [0, {MASK_THRESHOLD}) so masks stay the digits, got {value}")
+        raise ConfigError(
+            f"background brightness must lie in [0, {MASK_THRESHOLD}) so masks stay the digits, got {value}"
+        )
 
 
 def clip_rng(seed: int, split: str, index: int, stream: int = 0) -> np.random.Generator:

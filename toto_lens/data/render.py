@@ -47,10 +47,14 @@ def texture(canvas: int, amplitude: float, rng: np.random.Generator, cells: int 
     """
     coarse = rng.uniform(0.0, 1.0, size=(cells + 1, cells + 1))
     pos = (np.arange(canvas) + 0.5) * cells / canvas  # canvas pixel centres in coarse-grid units
-    return (amplitude * _bilinear(coarse, *np.meshgrid(pos - 0.5, pos - 0.5, indexing="ij"))).astype(np.float32)
+    return (amplitude * _bilinear(coarse, *np.meshgrid(pos - 0.5, pos - 0.5, indexing="ij"))).astype(
+        np.float32
+    )
 
 
-def composite(layers: list[np.ndarray], background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def composite(
+    layers: list[np.ndarray], background: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Frame by pixelwise max of the object layers (and background); mask ids 1 … K, object 1 on top."""
     frame = np.maximum.reduce(layers) if len(layers) > 1 else layers[0].copy()
     if background is not None:

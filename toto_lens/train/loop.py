@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -213,11 +214,17 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
 
 @torch.no_grad()
 def evaluate(model, pools: TokenPools, cfg: TrainConfig, info: D.DistInfo) -> dict[str, Any]:
-    """Validation losses, each process taking every world-th clip; sums are combined over processes."""
+    """Validation losses over all sources and per source; each process takes every world-th clip."""
     model.eval()
-    mine = pools.validation()[info.rank :: info.world]
     batch = max(1, cfg.micro_batch or cfg.batch_size)
-    losses = token_losses(model, mine, batch=batch, dtype=cfg.dtype, device=info.device)
+    per_source = []
+    for val in pools.val:
+        losses = token_losses(
+            model, val[info.rank :: info.world], batch=batch, dtype=cfg.dtype, device=info.device
+        )
+        per_source.append(loss_sums(losses, pools.layout))
     model.train()
-    sums = D.all_sum(info, torch.from_numpy(loss_sums(losses, pools.layout)))
-    return report_from_sums(sums.numpy())
+    sums = D.all_sum(info, torch.from_numpy(np.stack(per_source))).numpy()  # (sources, 2 · parts)
+    report = report_from_sums(sums.sum(0))
+    report["by_source"] = {name: report_from_sums(row) for name, row in zip(pools.names, sums, strict=True)}
+    return report
