@@ -22,22 +22,13 @@ test-fast:
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 DEMO ?= cache/demo
-# What exists on the bundled data so far: clips, tokenizers, n-gram statistics, an untrained model.
+# The main job on the bundled data: look at the clips and tokens, then train the default model
+# (toto-tiny, 600 steps) and print its validation loss, per-frame loss and first/later-frame ratio.
 demo:
 	$(BIN)/toto-lens data preview --n 8 --out $(DEMO)/clips.png
-	$(BIN)/toto-lens data preview --n 8 --out $(DEMO)/clips.gif
 	$(BIN)/toto-lens ngrams --tokenizer kmeans-512 --tokenizer random-512 --tokenizer random-32768 --n 1 2 3 --out $(DEMO)/ngrams.html
-	$(BIN)/toto-lens init --model toto-tiny --name demo-untrained --overwrite
-	$(BIN)/toto-lens info --ckpt demo-untrained
-	@echo "demo outputs in $(DEMO)/ (training arrives with the trainer)"
-
-lint:
-	$(BIN)/ruff check toto_lens tests benchmarks
-	$(BIN)/ruff format --check toto_lens tests benchmarks
-
-format:
-	$(BIN)/ruff check --fix toto_lens tests benchmarks
-	$(BIN)/ruff format toto_lens tests benchmarks
+	$(BIN)/toto-lens train --name demo --overwrite
+	@echo "demo outputs: $(DEMO)/clips.png, $(DEMO)/ngrams.html, checkpoint cache/checkpoints/demo"
 
 bench:
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
