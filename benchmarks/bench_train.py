@@ -161,9 +161,9 @@ def run_trainer(cfg: TrainConfig, name: str) -> dict:
     }
 
 
-def steady(tps: list[float]) -> tuple[float, float]:
-    """(best, median) tokens/s over the windows after the first (the warm-up)."""
-    rest = tps[1:] or tps
+def steady(runs: list[dict]) -> tuple[float, float]:
+    """(best, median) tokens/s over the windows of all runs after each one's first (the warm-up)."""
+    rest = [v for run in runs for v in (run["tps"][1:] or run["tps"])]
     return max(rest), statistics.median(rest)
 
 
@@ -203,14 +203,19 @@ def compare(cfg: TrainConfig, pools, vocab: int, rounds: int, window: int, peaks
         + f"; plain max |Δ| = {dloss:.2e} (same math)"
     )
     peak = peaks[(cfg.dtype, torch.get_num_threads())]
-    t_best, t_med = steady(t_win)
-    p_best, p_med = steady(p_win)
+    t_best, t_med = steady(trainer_runs)
+    p_best, p_med = steady(plain_runs)
     for label, best, med in (("trainer", t_best, t_med), ("plain", p_best, p_med)):
         print(
-            f"   {label:<8} steady {best:>8,.0f} tokens/s best window, {med:>8,.0f} median "
+            f"   {label:<8} steady {best:>8,.0f} tokens/s best window, {med:>8,.0f} median window "
             f"→ {best * fpt / 1e9:6.1f} GFLOP/s, MFU {best * fpt / 1e9 / peak:.1%} of the measured "
             f"{cfg.dtype} peak {peak:.0f} GFLOP/s"
         )
+    causal = fpt - 6 * mc.n_layers * mc.dim * T  # the score matrix's masked half not counted
+    print(
+        f"   (counting only the causal half of the attention scores, {causal / 1e6:.2f} M FLOPs/token, "
+        f"the trainer's MFU is {t_best * causal / 1e9 / peak:.1%})"
+    )
     print(f"   trainer / plain: {t_best / p_best:.3f}× (best windows), {t_med / p_med:.3f}× (medians)")
     w = min(trainer_runs, key=lambda run: run["wall"])
     tokens = cfg.steps * cfg.batch_size * T
@@ -226,31 +231,37 @@ def grid(
     cfg: TrainConfig,
     pools,
     vocab: int,
-    models: list[tuple[str, int]],
-    repeat: int,
+    models: list[tuple[str, int, int]],
     peaks: dict,
     default: tuple[str, int],
 ) -> None:
-    """Part 2; `default` is TrainConfig's (dtype, threads), the latter torch's own count when None."""
+    """Part 2 for (model, clips, timed steps) each; `default` is TrainConfig's (dtype, threads)."""
     print(
-        f"\n2. plain-loop step time by dtype and threads (best of {repeat} steps after one warm-up; MFU "
-        "against the measured peak of the same dtype and threads)"
+        "\n2. plain-loop step time by dtype and threads: settings take turns step by step (a burst of "
+        "load elsewhere spoils one step of each, not all of one), fastest step after one warm-up; MFU "
+        "against the measured peak of the same dtype and threads"
     )
     print(
         f"   {'model':<11} {'clips':>5} {'dtype':<9} {'threads':>7} {'s/step':>8} {'tokens/s':>9} {'MFU':>6}"
     )
     meter = CpuMeter()
     rates: dict[str, dict[tuple[str, int], float]] = {}
-    for name, batch in models:
+    settings = list(itertools.product(DTYPES, (1, 2)))
+    for name, batch, steps in models:
         mc = model_config(cfg.replace(model=name), vocab, pools.seq_len)
         fpt, _ = flops_per_token(mc, pools.seq_len - 1)
-        xs = [torch.as_tensor(pools.batch(cfg.seed, s, batch)) for s in range(repeat + 1)]
+        loops = {s: plain_loop(cfg, mc, s[0]) for s in settings}
+        times: dict[tuple[str, int], list[float]] = {s: [] for s in settings}
+        for i in range(1 + steps):
+            x = torch.as_tensor(pools.batch(cfg.seed, i, batch))
+            for s in settings:
+                torch.set_num_threads(s[1])
+                t0 = time.perf_counter()
+                loops[s](i, x)
+                times[s].append(time.perf_counter() - t0)
         tokens = batch * (pools.seq_len - 1)
-        for dtype, threads in itertools.product(DTYPES, (1, 2)):
-            torch.set_num_threads(threads)
-            step = plain_loop(cfg, mc, dtype)
-            it = itertools.cycle(enumerate(xs))
-            seconds = best_of(lambda s=step, i=it: s(*next(i)), repeat)[0]
+        for dtype, threads in settings:
+            seconds = min(times[(dtype, threads)][1:])
             tps = tokens / seconds
             mfu = tps * fpt / 1e9 / peaks[(dtype, threads)]
             rates.setdefault(name, {})[(dtype, threads)] = tps
@@ -283,7 +294,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="training steps of part 1, per run")
     parser.add_argument("--window", type=int, default=5, help="steps per timing window (the log_every)")
     parser.add_argument("--rounds", type=int, default=2, help="trainer and plain runs each, ABBA order")
-    parser.add_argument("--repeat", type=int, default=3, help="timed steps per setting in part 2")
+    parser.add_argument("--repeat", type=int, default=3, help="timed steps per setting in part 2 (×2 tiny)")
     parser.add_argument("--small-batch", type=int, default=8, help="clips a step for toto-small in part 2")
     parser.add_argument("--cache", default="/tmp/toto_lens_bench_cache", help="TOTO_LENS_CACHE for the run")
     parser.add_argument("--quick", action="store_true", help="≈ 1 minute: fewer steps, one round")
@@ -323,8 +334,9 @@ def main() -> None:
         + f"  {meter.note()}"
     )
     compare(cfg, pools, tok.vocab_size, args.rounds, args.window, peaks)
-    models = [("toto-tiny", cfg.batch_size), ("toto-small", args.small_batch)]
-    grid(cfg, pools, tok.vocab_size, models, args.repeat, peaks, default)
+    # toto-tiny's steps are ≈ 10× cheaper than toto-small's: it gets twice as many
+    models = [("toto-tiny", cfg.batch_size, 2 * args.repeat), ("toto-small", args.small_batch, args.repeat)]
+    grid(cfg, pools, tok.vocab_size, models, peaks, default)
     torch.set_num_threads(args.threads)
 
 

@@ -129,7 +129,11 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
     metrics: dict[str, Any] = {"unigram_entropy": unigram_entropy(pools.validation(), pools.layout)}
     window_loss, window_steps, window_time = 0.0, 0, 0.0
     meta = {"name": folder.name, "world_size": info.world, "params": mc.num_params(), "data_mix": pools.names}
-    task = progress.add_task("train", total=cfg.steps, completed=start) if progress is not None else None
+    task = (
+        progress.add_task("train", total=cfg.steps, completed=start, loss=float("nan"), tps=0.0)
+        if progress is not None
+        else None
+    )
 
     saved = [start] if training is not None else []
     live_log = folder.parent / f".{folder.name}.{LOG}"  # rows as they come, for `tail -f`
