@@ -14,10 +14,9 @@ def _shared_derived(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch, _shared_derived):
-    """Every test gets its own empty checkpoint registry, never the user's cache/."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
+def _isolated_cache(tmp_path_factory, monkeypatch, _shared_derived):
+    """Every test gets its own empty checkpoint registry (outside its tmp_path), never the user's cache/."""
+    cache = tmp_path_factory.mktemp("cache")
     for sub in ("tokenizers", "tokens"):
         (cache / sub).symlink_to(_shared_derived / sub)
     monkeypatch.setenv("TOTO_LENS_CACHE", str(cache))
