@@ -7,27 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from toto_lens.checkpoints import CONFIG, WEIGHTS
-from toto_lens.cli import main
 from toto_lens.config import variants
 
 EXE = Path(sys.executable).with_name("toto-lens")
 
 
-def run(capsys, *args):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_variants_table_lists_every_variant(capsys):
-    code, out, _ = run(capsys, "variants")
+    code, out, _ = run_cli(capsys, "variants")
     assert code == 0
     for name in variants():
         assert name in out, name
@@ -35,7 +24,7 @@ def test_variants_table_lists_every_variant(capsys):
 
 
 def test_variants_json(capsys):
-    code, out, _ = run(capsys, "variants", "--json")
+    code, out, _ = run_cli(capsys, "variants", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and set(rows) == set(variants())
     assert (
@@ -45,25 +34,25 @@ def test_variants_json(capsys):
 
 
 def test_init_then_info(capsys):
-    code, out, _ = run(capsys, "init", "--model", "toto-debug", "--name", "dbg")
+    code, out, _ = run_cli(capsys, "init", "--model", "toto-debug", "--name", "dbg")
     assert code == 0 and "dbg" in out
-    code, out, _ = run(capsys, "info", "--ckpt", "dbg", "--json")
+    code, out, _ = run_cli(capsys, "info", "--ckpt", "dbg", "--json")
     info = json.loads(out)
     assert code == 0
     assert info["params"] == variants()["toto-debug"].num_params()
     assert info["n_layers"] == 2 and info["vocab_size"] == 516 and len(info["sha256"]) == 64
     assert info["config"]["dim"] == 32 and info["training"]["steps"] == 0
-    code, out, _ = run(capsys, "info", "--ckpt", "dbg")
+    code, out, _ = run_cli(capsys, "info", "--ckpt", "dbg")
     assert code == 0 and info["sha256"] in out and "vocab_size" in out
-    code, out, _ = run(capsys, "checkpoints")
+    code, out, _ = run_cli(capsys, "checkpoints")
     assert out.split() == ["dbg"]
 
 
 def test_init_refuses_to_overwrite(capsys):
-    assert run(capsys, "init", "--model", "toto-debug", "--name", "x")[0] == 0
-    code, _, err = run(capsys, "init", "--model", "toto-debug", "--name", "x")
+    assert run_cli(capsys, "init", "--model", "toto-debug", "--name", "x")[0] == 0
+    code, _, err = run_cli(capsys, "init", "--model", "toto-debug", "--name", "x")
     assert code == 2 and "already exists" in err and "--overwrite" in err
-    assert run(capsys, "init", "--model", "toto-debug", "--name", "x", "--overwrite")[0] == 0
+    assert run_cli(capsys, "init", "--model", "toto-debug", "--name", "x", "--overwrite")[0] == 0
 
 
 def _one_line_error(code, err, *words):
@@ -76,29 +65,29 @@ def _one_line_error(code, err, *words):
 
 
 def test_unknown_checkpoint(capsys):
-    run(capsys, "init", "--model", "toto-debug", "--name", "have-this")
+    run_cli(capsys, "init", "--model", "toto-debug", "--name", "have-this")
     _one_line_error(
-        *run(capsys, "info", "--ckpt", "toto-large")[::2], "toto-large", "have-this", "toto-lens init"
+        *run_cli(capsys, "info", "--ckpt", "toto-large")[::2], "toto-large", "have-this", "toto-lens init"
     )
 
 
 def test_unknown_variant(capsys):
     _one_line_error(
-        *run(capsys, "init", "--model", "toto-huge", "--name", "x")[::2], "toto-huge", "toto-large"
+        *run_cli(capsys, "init", "--model", "toto-huge", "--name", "x")[::2], "toto-huge", "toto-large"
     )
 
 
 def test_corrupted_files(capsys):
-    run(capsys, "init", "--model", "toto-debug", "--name", "c")
+    run_cli(capsys, "init", "--model", "toto-debug", "--name", "c")
     folder = Path(os.environ["TOTO_LENS_CACHE"]) / "checkpoints" / "c"
     (folder / WEIGHTS).write_bytes((folder / WEIGHTS).read_bytes()[:100])
-    _one_line_error(*run(capsys, "info", "--ckpt", "c")[::2], str(folder / WEIGHTS), "truncated")
+    _one_line_error(*run_cli(capsys, "info", "--ckpt", "c")[::2], str(folder / WEIGHTS), "truncated")
     (folder / CONFIG).write_text("not json")
-    _one_line_error(*run(capsys, "info", "--ckpt", "c")[::2], str(folder / CONFIG), "not valid JSON")
+    _one_line_error(*run_cli(capsys, "info", "--ckpt", "c")[::2], str(folder / CONFIG), "not valid JSON")
 
 
 def test_usage_error_exit_code(capsys):
-    code, _, err = run(capsys, "info")
+    code, _, err = run_cli(capsys, "info")
     assert code == 2 and "--ckpt" in err
 
 
@@ -119,7 +108,7 @@ def test_help_does_not_import_torch():
 
 @pytest.mark.parametrize("cmd", [["--help"], ["variants", "--help"], ["info", "--help"], ["init", "--help"]])
 def test_help(capsys, cmd):
-    code, out, _ = run(capsys, *cmd)
+    code, out, _ = run_cli(capsys, *cmd)
     assert code == 0 and "Usage" in out
 
 

@@ -2,24 +2,16 @@
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 
-from toto_lens.cli import main
 from toto_lens.data import ClipStore, MovingDigits
 from toto_lens.figures.clips import OBJECT_COLOURS, clip_label, clip_rows, tinted
 
 
-def run(*args):
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return e.code
-    return 0
-
-
 def test_png_preview_shows_every_clip(tmp_path, capsys):
     out = tmp_path / "p.png"
-    assert run("data", "preview", "--n", "3", "--out", str(out)) == 0
+    assert run_cli(capsys, "data", "preview", "--n", "3", "--out", str(out))[0] == 0
     image = np.asarray(Image.open(out).convert("RGB"))
     # Three clips, each 2 × 32 px strips zoomed 3× plus label rows: the picture must be that tall at least.
     assert image.shape[0] > 3 * 2 * 32 * 3 and image.shape[1] > 16 * 32 * 3
@@ -27,22 +19,22 @@ def test_png_preview_shows_every_clip(tmp_path, capsys):
     assert red.sum() > 100, "object 1 should appear tinted in the mask strip"
 
 
-def test_gif_preview_is_animated_over_frames(tmp_path):
+def test_gif_preview_is_animated_over_frames(tmp_path, capsys):
     out = tmp_path / "p.gif"
-    assert run("data", "preview", "--n", "2", "--data", "image-digits", "--out", str(out)) == 0
+    assert run_cli(capsys, "data", "preview", "--n", "2", "--data", "image-digits", "--out", str(out))[0] == 0
     assert Image.open(out).n_frames == 16
 
 
-def test_html_preview_is_self_contained(tmp_path):
+def test_html_preview_is_self_contained(tmp_path, capsys):
     out = tmp_path / "p.html"
-    assert run("data", "preview", "--n", "2", "--out", str(out)) == 0
+    assert run_cli(capsys, "data", "preview", "--n", "2", "--out", str(out))[0] == 0
     text = out.read_text()
     assert "data:image/png;base64" in text and '<script src="http' not in text and "plotly" in text
 
 
 def test_bad_suffix_is_a_one_line_error(tmp_path, capsys):
-    assert run("data", "preview", "--out", str(tmp_path / "p.txt")) == 2
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "data", "preview", "--out", str(tmp_path / "p.txt"))
+    assert code == 2
     assert err.startswith("error: ") and ".png, .gif or .html" in err and err.count("\n") == 1
     assert not (tmp_path / "p.txt").exists()
 
@@ -56,15 +48,17 @@ def test_labels_and_tints_describe_the_clip():
     assert clip_rows(clip).shape == (2 * 32 + 2, 16 * 34 - 2, 3)
 
 
-def test_materialise_command(tmp_path):
+def test_materialise_command(tmp_path, capsys):
     out = tmp_path / "clips"
-    assert run("data", "materialise", "--clips", "3", "--split", "val", "--out", str(out)) == 0
+    assert run_cli(capsys, "data", "materialise", "--clips", "3", "--split", "val", "--out", str(out))[0] == 0
     store = ClipStore(out)
     assert len(store) == 3 and np.array_equal(store[2].frames, MovingDigits("val", 3)[2].frames)
-    assert run("data", "materialise", "--clips", "3", "--out", str(out)) == 2, "must refuse to overwrite"
+    assert run_cli(capsys, "data", "materialise", "--clips", "3", "--out", str(out))[0] == 2, (
+        "must refuse to overwrite"
+    )
 
 
 @pytest.mark.parametrize("args", [["--data", "kinetics"], ["--split", "dev"]])
 def test_unknown_data_or_split(tmp_path, capsys, args):
-    assert run("data", "preview", "--out", str(tmp_path / "x.png"), *args) == 2
-    assert capsys.readouterr().err.startswith("error: unknown")
+    code, _, err = run_cli(capsys, "data", "preview", "--out", str(tmp_path / "x.png"), *args)
+    assert code == 2 and err.startswith("error: unknown")

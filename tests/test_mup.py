@@ -4,8 +4,8 @@ import csv
 
 import pytest
 import torch
+from helpers import run_cli
 
-from toto_lens.cli import main
 from toto_lens.config import ModelConfig
 from toto_lens.model import Toto
 from toto_lens.train import TrainConfig
@@ -67,10 +67,8 @@ def test_sweep_lr_writes_one_row_per_pair(tmp_path, capsys):
         "toto-debug", "--steps", "3", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2", "--tokenizer",
         "kmeans-64",
     ]  # fmt: skip
-    try:
-        main(args)
-    except SystemExit as e:
-        assert e.code == 0
+    code, stdout, _ = run_cli(capsys, *args)
+    assert code == 0
     rows = list(csv.DictReader(out.open()))
     assert [(int(r["width"]), float(r["lr"])) for r in rows] == [
         (32, 1e-2),
@@ -79,4 +77,4 @@ def test_sweep_lr_writes_one_row_per_pair(tmp_path, capsys):
         (64, 3e-2),
     ]
     assert all(float(r["final_train_loss"]) > 0 and r["mup"] == "True" for r in rows)
-    assert "learning-rate sweep" in capsys.readouterr().out
+    assert "learning-rate sweep" in stdout

@@ -4,20 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
-from toto_lens.cli import main
 from toto_lens.tokenizers import TokenizerError, fit_tokenizer, load_tokenizer, save_tokenizer
 from toto_lens.tokenizers.named import tokenizers_dir
-
-
-def run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_named_tokenizer_is_fitted_once_then_loaded():
@@ -42,21 +32,25 @@ def test_unknown_tokenizer_name():
 
 def test_fit_command_reports_error_and_usage(capsys, tmp_path):
     out = tmp_path / "km"
-    code, stdout, _ = run(
+    code, stdout, _ = run_cli(
         capsys, "tokenizer", "fit", "--kind", "kmeans", "--vocab", "48", "--out", str(out), "--json"
     )
     report = json.loads(stdout)
     assert code == 0 and (out / "tokenizer.safetensors").is_file()
     assert report["vocab_size"] == 48 and 0 < report["mse"] < 0.02 and report["codebook_usage"] > 0.5
     assert report["codes_used"] + report["dead_codes"] == 48
-    code, stdout, _ = run(capsys, "tokenizer", "fit", "--kind", "kmeans", "--vocab", "48", "--out", str(out))
+    code, stdout, _ = run_cli(
+        capsys, "tokenizer", "fit", "--kind", "kmeans", "--vocab", "48", "--out", str(out)
+    )
     assert code == 2, "an existing tokenizer must not be overwritten silently"
 
 
 def test_random_vocabulary_changes_without_refit(capsys, tmp_path):
     base = tmp_path / "r64"
-    assert run(capsys, "tokenizer", "fit", "--kind", "random", "--vocab", "64", "--out", str(base))[0] == 0
-    code, stdout, _ = run(
+    assert (
+        run_cli(capsys, "tokenizer", "fit", "--kind", "random", "--vocab", "64", "--out", str(base))[0] == 0
+    )
+    code, stdout, _ = run_cli(
         capsys, "tokenizer", "fit", "--kind", "random", "--vocab", "2048", "--from", str(base),
         "--out", str(tmp_path / "r2048"), "--json",
     )  # fmt: skip
@@ -73,13 +67,13 @@ def test_random_vocabulary_changes_without_refit(capsys, tmp_path):
     ],
 )
 def test_fit_bad_input(capsys, tmp_path, args, words):
-    code, _, err = run(capsys, "tokenizer", "fit", *args, "--out", str(tmp_path / "t"))
+    code, _, err = run_cli(capsys, "tokenizer", "fit", *args, "--out", str(tmp_path / "t"))
     assert code == 2 and err.startswith("error: ") and words in err and "Traceback" not in err
 
 
 def test_ngrams_command(capsys, tmp_path):
     out = tmp_path / "ngrams.html"
-    code, stdout, _ = run(
+    code, stdout, _ = run_cli(
         capsys, "ngrams", "--tokenizer", "kmeans-32", "--tokenizer", "random-16", "--n", "1", "2", "3",
         "--frames", "64", "--out", str(out), "--json",
     )  # fmt: skip
@@ -95,7 +89,7 @@ def test_ngrams_command(capsys, tmp_path):
 
 
 def test_ngrams_rejects_stray_arguments(capsys, tmp_path):
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "ngrams", "--tokenizer", "kmeans-32", "random-16", "--out", str(tmp_path / "x.html")
     )
     assert code == 2 and "random-16" in err
@@ -104,7 +98,7 @@ def test_ngrams_rejects_stray_arguments(capsys, tmp_path):
 def test_tokenizer_for_other_frames_is_refused(capsys, tmp_path):
     small = np.random.default_rng(0).random((20, 16, 16), dtype=np.float32)
     save_tokenizer(fit_tokenizer("kmeans", 8, frames=small), tmp_path / "t16")
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "ngrams",
         "--tokenizer",

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
 
 from toto_lens import load_checkpoint
-from toto_lens.cli import main
 from toto_lens.config import IMAGE_START_ID, VIDEO_START_ID
 from toto_lens.errors import ConfigError
 from toto_lens.tokenizers import load_tokenizer
@@ -33,22 +33,12 @@ TINY_ARGS = [
 ]  # fmt: skip
 
 
-def run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def weights(name):
     return load_checkpoint(name).model.state_dict()
 
 
 def test_train_writes_a_checkpoint_with_its_log(capsys):
-    code, out, _ = run(capsys, "train", *TINY_ARGS, "--steps", "8", "--name", "run")
+    code, out, _ = run_cli(capsys, "train", *TINY_ARGS, "--steps", "8", "--name", "run")
     assert code == 0 and "finished" in out and "loss per frame" in out
     ckpt = load_checkpoint("run")
     assert ckpt.training["complete"] and ckpt.training["step"] == 8
@@ -60,7 +50,7 @@ def test_train_writes_a_checkpoint_with_its_log(capsys):
     assert [("val_loss" in r) for r in rows] == [False, True, False, True]
     assert rows[-1]["tokens"] == 8 * 4 * 1025
     assert rows[-1]["train_loss"] < rows[0]["train_loss"], "eight steps of AdamW should lower the loss"
-    code, out, _ = run(capsys, "info", "--ckpt", "run", "--json")
+    code, out, _ = run_cli(capsys, "info", "--ckpt", "run", "--json")
     assert json.loads(out)["training"]["step"] == 8
 
 
@@ -83,9 +73,9 @@ def test_resume_refuses_other_settings_and_finished_runs(capsys):
     with pytest.raises(ConfigError, match="other settings \\(lr\\)"):
         train(TINY.replace(lr=1e-2), "r")
     train(TINY, "r")
-    code, _, err = run(capsys, "train", *TINY_ARGS, "--steps", "8", "--name", "r")
+    code, _, err = run_cli(capsys, "train", *TINY_ARGS, "--steps", "8", "--name", "r")
     assert code == 2 and "already exists" in err and "--overwrite" in err
-    assert run(capsys, "train", *TINY_ARGS, "--steps", "4", "--name", "r", "--overwrite")[0] == 0
+    assert run_cli(capsys, "train", *TINY_ARGS, "--steps", "4", "--name", "r", "--overwrite")[0] == 0
     assert load_checkpoint("r").training["step"] == 4
 
 
@@ -110,7 +100,7 @@ def test_sigkill_leaves_the_last_checkpoint_loadable(tmp_path):
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_checkpoint(capsys):
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "train", *TINY_ARGS, "--steps", "50", "--ckpt-every", "1", "--lr", "1e4", "--warmup", "0", "--name", "nan"
     )  # fmt: skip
     assert code == 3, "divergence is not a usage error, but must exit non-zero"
@@ -133,12 +123,12 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_checkpoint(capsys):
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(capsys, args, words):
-    code, _, err = run(capsys, "train", *TINY_ARGS, "--steps", "2", "--name", "bad", *args)
+    code, _, err = run_cli(capsys, "train", *TINY_ARGS, "--steps", "2", "--name", "bad", *args)
     assert code == 2 and err.startswith("error: ") and words in err and err.count("\n") == 1, err
 
 
 def test_missing_name(capsys):
-    code, _, err = run(capsys, "train", "--steps", "2")
+    code, _, err = run_cli(capsys, "train", "--steps", "2")
     assert code == 2 and "--name" in err
 
 
