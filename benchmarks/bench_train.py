@@ -184,7 +184,7 @@ def compare(cfg: TrainConfig, pools, vocab: int, rounds: int, window: int, peaks
     )
     meter = CpuMeter()
     trainer_runs, plain_runs = [], []
-    for r in range(rounds):  # ABBA order, so that a drift in the machine's load hits both alike
+    for r in range(rounds):  # AB BA AB …, so that a drift in the machine's load hits both alike
         order = ("trainer", "plain") if r % 2 == 0 else ("plain", "trainer")
         for who in order:
             if who == "trainer":
@@ -203,6 +203,9 @@ def compare(cfg: TrainConfig, pools, vocab: int, rounds: int, window: int, peaks
         + f"; plain max |Δ| = {dloss:.2e} (same math)"
     )
     peak = peaks[(cfg.dtype, torch.get_num_threads())]
+    for label, runs in (("trainer", trainer_runs), ("plain", plain_runs)):
+        medians = " ".join(f"{steady([run])[1]:>8,.0f}" for run in runs)
+        print(f"   steady median window of each run, {label:<8} {medians}")
     t_best, t_med = steady(trainer_runs)
     p_best, p_med = steady(plain_runs)
     for label, best, med in (("trainer", t_best, t_med), ("plain", p_best, p_med)):
@@ -293,7 +296,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads of part 1")
     parser.add_argument("--steps", type=int, default=30, help="training steps of part 1, per run")
     parser.add_argument("--window", type=int, default=5, help="steps per timing window (the log_every)")
-    parser.add_argument("--rounds", type=int, default=2, help="trainer and plain runs each, ABBA order")
+    parser.add_argument("--rounds", type=int, default=3, help="trainer and plain runs each, alternating")
     parser.add_argument("--repeat", type=int, default=3, help="timed steps per setting in part 2 (×2 tiny)")
     parser.add_argument("--small-batch", type=int, default=8, help="clips a step for toto-small in part 2")
     parser.add_argument("--cache", default="/tmp/toto_lens_bench_cache", help="TOTO_LENS_CACHE for the run")

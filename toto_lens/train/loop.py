@@ -70,9 +70,11 @@ def train(
 ) -> TrainResult:
     """Train (or resume) the run `name`; returns where it stopped. `stop_at` ends early after that step."""
     info = D.setup(device)
+    threads = torch.get_num_threads()
     try:
         return _train(cfg, name, info, overwrite, stop_at, report if info.main else None, progress)
     finally:
+        torch.set_num_threads(threads)  # a notebook calling train() keeps its own setting
         D.teardown(info)
 
 
