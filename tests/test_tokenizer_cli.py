@@ -109,3 +109,18 @@ def test_tokenizer_for_other_frames_is_refused(capsys, tmp_path):
         str(tmp_path / "x.html"),
     )
     assert code == 2 and err.startswith("error: ") and "16" in err and "32" in err
+
+
+def test_named_fit_is_redone_when_the_bundled_data_changes():
+    first = load_tokenizer("kmeans-24")
+    record = tokenizers_dir() / "kmeans-24" / "fit_data.json"
+    specs = json.loads(record.read_text())
+    assert specs[0]["name"] == "moving-digits" and "background" in specs[0], "the record names the fit's data"
+    specs[0]["background"] = 0.0  # as if fitted by a release whose clips had black backgrounds
+    record.write_text(json.dumps(specs))
+    (tokenizers_dir() / "kmeans-24" / "tokenizer.safetensors").write_bytes(b"stale")  # would fail to load
+    again = load_tokenizer("kmeans-24")
+    assert (
+        np.array_equal(again.codebook, first.codebook)
+        and json.loads(record.read_text())[0]["background"] == 0.2
+    )

@@ -9,6 +9,7 @@ A path to a folder written by `save_tokenizer` loads as it is.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ KINDS = {"kmeans": PatchKMeans, "random": RandomCodebook}
 NAME = re.compile(r"^(?P<kind>kmeans|random)-(?P<vocab>[0-9]+)$")
 # Frames the named tokenizers fit on: videos and image sequences of the train split, 4,096 frames.
 FIT_VIDEO_CLIPS, FIT_IMAGE_CLIPS = 192, 64
+FIT_DATA = "fit_data.json"  # beside a named fit: the data it was fitted on, to notice when that changes
 
 
 def tokenizers_dir() -> Path:
@@ -70,24 +72,39 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, fit_missing: bool = True)
         return load_tokenizer_dir(path)
     text = str(name_or_path)
     folder = tokenizers_dir() / text
-    if is_bare_name(text) and (folder / "tokenizer.json").is_file():
-        return load_tokenizer_dir(folder)
     match = NAME.match(text) if is_bare_name(text) else None
+    if is_bare_name(text) and (folder / "tokenizer.json").is_file() and not _stale(folder):
+        return load_tokenizer_dir(folder)
     if match and fit_missing:
         tok = fit_tokenizer(match["kind"], int(match["vocab"]), name=text)
         try:
-            save_tokenizer(tok, folder)
+            save_tokenizer(tok, folder, overwrite=folder.exists())
         except TokenizerError:  # another process saved the same deterministic fit first
             return load_tokenizer_dir(folder)
+        (folder / FIT_DATA).write_text(json.dumps(fit_data_spec()))
         return tok
     have = (
-        sorted(p.name for p in tokenizers_dir().glob("*/tokenizer.json")) if tokenizers_dir().is_dir() else []
+        sorted(p.parent.name for p in tokenizers_dir().glob("*/tokenizer.json"))
+        if tokenizers_dir().is_dir()
+        else []
     )
     raise TokenizerError(
         f"no tokenizer {text!r} (looked for {path}/tokenizer.json and {folder}); cached: "
-        f"{', '.join(p.split('/')[0] for p in have) or 'none'}; use kmeans-N or random-N, "
-        "or fit one with `toto-lens tokenizer fit`"
+        f"{', '.join(have) or 'none'}; use kmeans-N or random-N, or fit one with `toto-lens tokenizer fit`"
     )
+
+
+def fit_data_spec() -> list[dict[str, Any]]:
+    """The sources (with every generation parameter) that named tokenizers are fitted on."""
+    from toto_lens.data import ImageSequences, MovingDigits
+
+    return [MovingDigits("train", FIT_VIDEO_CLIPS).spec, ImageSequences("train", FIT_IMAGE_CLIPS).spec]
+
+
+def _stale(folder: Path) -> bool:
+    """A named fit whose bundled data has changed since (a toto-lens upgrade): fit it again."""
+    recorded = folder / FIT_DATA
+    return recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(fit_data_spec()))
 
 
 def tokenizer_report(tok: Tokenizer, frames: np.ndarray) -> dict[str, Any]:
