@@ -16,7 +16,7 @@ from toto_lens.cli.app import app, console
 train_app = typer.Typer(help="Train Toto checkpoints on the bundled clips.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
 
-D = None  # defaults come from TrainConfig; None here means "not given"
+UNSET = None  # defaults come from TrainConfig; None here means "not given"
 
 
 def _opt(help_text: str, flag: str | None = None):
@@ -29,38 +29,38 @@ def train_cmd(
     name: Annotated[
         str | None, typer.Option("--name", help="Checkpoint name (cache/checkpoints/NAME) or folder.")
     ] = None,
-    model: Annotated[str | None, _opt("Variant (toto-lens variants).")] = D,
+    model: Annotated[str | None, _opt("Variant (toto-lens variants).")] = UNSET,
     data: Annotated[
         str | None, _opt("Source or mix: moving-digits, or moving-digits=0.8,image-digits=0.2.")
-    ] = D,
-    tokenizer: Annotated[str | None, _opt("Tokenizer name (kmeans-512, random-4096) or folder.")] = D,
-    steps: Annotated[int | None, _opt("Optimizer steps.")] = D,
-    batch_size: Annotated[int | None, _opt("Clips per step, over all processes.")] = D,
+    ] = UNSET,
+    tokenizer: Annotated[str | None, _opt("Tokenizer name (kmeans-512, random-4096) or folder.")] = UNSET,
+    steps: Annotated[int | None, _opt("Optimizer steps.")] = UNSET,
+    batch_size: Annotated[int | None, _opt("Clips per step, over all processes.")] = UNSET,
     micro_batch: Annotated[
         int | None, _opt("Clips per forward pass and process (gradient accumulation).")
-    ] = D,
-    lr: Annotated[float | None, _opt("Peak learning rate.")] = D,
-    warmup: Annotated[int | None, _opt("Linear warmup steps.")] = D,
-    min_lr_ratio: Annotated[float | None, _opt("Cosine floor as a fraction of the peak.")] = D,
-    weight_decay: Annotated[float | None, _opt("AdamW weight decay.")] = D,
-    grad_clip: Annotated[float | None, _opt("Gradient-norm clip.")] = D,
-    dtype: Annotated[str | None, _opt("Autocast dtype: float32 or bfloat16.")] = D,
+    ] = UNSET,
+    lr: Annotated[float | None, _opt("Peak learning rate.")] = UNSET,
+    warmup: Annotated[int | None, _opt("Linear warmup steps.")] = UNSET,
+    min_lr_ratio: Annotated[float | None, _opt("Cosine floor as a fraction of the peak.")] = UNSET,
+    weight_decay: Annotated[float | None, _opt("AdamW weight decay.")] = UNSET,
+    grad_clip: Annotated[float | None, _opt("Gradient-norm clip.")] = UNSET,
+    dtype: Annotated[str | None, _opt("Autocast dtype: float32 or bfloat16.")] = UNSET,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     mup: Annotated[bool, typer.Option("--mup", help="μP: init, per-group LRs, 1/d attention.")] = False,
-    base_width: Annotated[int | None, _opt("μP base width (default: the model's width).")] = D,
-    width: Annotated[int | None, _opt("Override the variant's width (FFN = 4·width).")] = D,
+    base_width: Annotated[int | None, _opt("μP base width (default: the model's width).")] = UNSET,
+    width: Annotated[int | None, _opt("Override the variant's width (FFN = 4·width).")] = UNSET,
     fsdp: Annotated[
         bool, typer.Option("--fsdp", help="Shard with FSDP under torchrun instead of DDP.")
     ] = False,
-    seed: Annotated[int | None, _opt("Seed of the init and the batch order.")] = D,
-    train_clips: Annotated[int | None, _opt("Clips per source in the training pool.")] = D,
-    val_clips: Annotated[int | None, _opt("Clips per source for validation.")] = D,
-    eval_every: Annotated[int | None, _opt("Validate every N steps.")] = D,
-    log_every: Annotated[int | None, _opt("Log every N steps.")] = D,
-    ckpt_every: Annotated[int | None, _opt("Checkpoint every N steps.")] = D,
-    threads: Annotated[int | None, _opt("torch threads.")] = D,
-    stop_at: Annotated[int | None, _opt("Stop after this step (resumable), e.g. to split a run.")] = D,
-    device: Annotated[str | None, _opt("cpu, cuda, cuda:1 … (default: this process's GPU, else cpu).")] = D,
+    seed: Annotated[int | None, _opt("Seed of the init and the batch order.")] = UNSET,
+    train_clips: Annotated[int | None, _opt("Clips per source in the training pool.")] = UNSET,
+    val_clips: Annotated[int | None, _opt("Clips per source for validation.")] = UNSET,
+    eval_every: Annotated[int | None, _opt("Validate every N steps.")] = UNSET,
+    log_every: Annotated[int | None, _opt("Log every N steps.")] = UNSET,
+    ckpt_every: Annotated[int | None, _opt("Checkpoint every N steps.")] = UNSET,
+    threads: Annotated[int | None, _opt("torch threads.")] = UNSET,
+    stop_at: Annotated[int | None, _opt("Stop after this step (resumable), e.g. to split a run.")] = UNSET,
+    device: Annotated[str | None, _opt("cpu, cuda, cuda:1 … (default: this process's GPU, else cpu).")] = UNSET,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over even if NAME exists.")] = False,
 ) -> None:
     """Train a Toto checkpoint, or resume NAME if an unfinished run of the same settings is there.
