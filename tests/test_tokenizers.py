@@ -105,7 +105,7 @@ def test_batches_of_clips_keep_their_leading_shape(tok, val):
 
 
 def test_encoding_matches_an_exhaustive_search(kmeans, random_cb, val):
-    """The fast paths (black-patch shortcut, chunked matmul, k-d tree) must find the true nearest code."""
+    """The fast paths (chunked matmul, k-d tree) must find the true nearest code."""
     patches = patchify(val[:50], 4).reshape(-1, 16)
     cases = [(kmeans, patches, kmeans.centroids), (random_cb, random_cb.latents(patches), random_cb.codebook)]
     for tok, x, codes in cases:

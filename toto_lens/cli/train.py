@@ -60,7 +60,9 @@ def train_cmd(
     ckpt_every: Annotated[int | None, _opt("Checkpoint every N steps.")] = UNSET,
     threads: Annotated[int | None, _opt("torch threads.")] = UNSET,
     stop_at: Annotated[int | None, _opt("Stop after this step (resumable), e.g. to split a run.")] = UNSET,
-    device: Annotated[str | None, _opt("cpu, cuda, cuda:1 … (default: this process's GPU, else cpu).")] = UNSET,
+    device: Annotated[
+        str | None, _opt("cpu, cuda, cuda:1 … (default: this process's GPU, else cpu).")
+    ] = UNSET,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over even if NAME exists.")] = False,
 ) -> None:
     """Train a Toto checkpoint, or resume NAME if an unfinished run of the same settings is there.

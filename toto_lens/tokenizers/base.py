@@ -245,8 +245,6 @@ class Tokenizer(ABC):
 class PatchTokenizer(Tokenizer):
     """A tokenizer that codes each patch on its own: subclasses map vectors [M, patch²] ↔ codes [M]."""
 
-    _blank_code: int | None = None  # code of the all-black patch, found on first encode
-
     @abstractmethod
     def _encode_patches(self, patches: np.ndarray) -> np.ndarray:
         """[M, patch²] float32 → [M] int64 codes."""
@@ -258,14 +256,7 @@ class PatchTokenizer(Tokenizer):
     def _encode_frames(self, frames: np.ndarray) -> np.ndarray:
         patches = patchify(frames, self.patch)  # (N, rows, cols, p²)
         flat = patches.reshape(-1, patches.shape[-1])  # (M, p²)
-        # Black patches (the digits' background, letterboxing) are most patches of a typical frame and all
-        # get the same code: search it once and the lit patches only (4× fewer on the digit frames).
-        lit = np.flatnonzero(flat.any(axis=1))
-        if self._blank_code is None:
-            self._blank_code = int(self._encode_patches(np.zeros((1, flat.shape[1]), np.float32))[0])
-        codes = np.full(len(flat), self._blank_code, dtype=np.int64)
-        if len(lit):
-            codes[lit] = self._encode_patches(np.ascontiguousarray(flat[lit]))
+        codes = self._encode_patches(np.ascontiguousarray(flat))  # (M,)
         return codes.reshape(patches.shape[:3])  # (N, rows, cols)
 
     def _decode_frames(self, ids: np.ndarray) -> np.ndarray:
