@@ -61,10 +61,6 @@ def report_from_sums(sums: np.ndarray) -> dict[str, float | list[float]]:
     }
 
 
-def loss_report(losses: np.ndarray, layout: Layout) -> dict[str, float | list[float]]:
-    return report_from_sums(loss_sums(losses, layout))
-
-
 def unigram_entropy(tokens: np.ndarray, layout: Layout) -> float:
     """Entropy in nats of the visual tokens' empirical distribution: the loss of a context-free model."""
     counts = np.bincount(tokens[:, layout.visual].ravel())
