@@ -1,6 +1,7 @@
 """toto-lens: study what the layers of Toto models learn.
 
-Public API: `ModelConfig`, `Toto`, `variants()`, `load_checkpoint`, `save_checkpoint`, `Checkpoint`.
+Public API: `ModelConfig`, `Toto`, `variants()`, `load_checkpoint`, `save_checkpoint`, `Checkpoint`,
+`extract`, `open_cache`, `capture`.
 Attributes are imported on first use (PEP 562) so that `toto-lens --help` does not pay for torch.
 """
 
@@ -21,6 +22,9 @@ _EXPORTS = {
     "save_checkpoint": "toto_lens.checkpoints",
     "list_checkpoints": "toto_lens.checkpoints",
     "TotoLensError": "toto_lens.errors",
+    "open_cache": "toto_lens.extract.reader",
+    "extract": "toto_lens.extract.extractor",
+    "capture": "toto_lens.extract.hooks",
 }
 
 __all__ = [
@@ -29,8 +33,11 @@ __all__ = [
     "Toto",
     "TotoLensError",
     "__version__",
+    "capture",
+    "extract",
     "list_checkpoints",
     "load_checkpoint",
+    "open_cache",
     "save_checkpoint",
     "variants",
 ]
@@ -39,6 +46,9 @@ if TYPE_CHECKING:
     from toto_lens.checkpoints import Checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
     from toto_lens.config import ModelConfig, variants
     from toto_lens.errors import TotoLensError
+    from toto_lens.extract.extractor import extract
+    from toto_lens.extract.hooks import capture
+    from toto_lens.extract.reader import open_cache
     from toto_lens.model import Toto
 
 

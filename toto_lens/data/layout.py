@@ -106,6 +106,15 @@ class Layout:
         out[..., -1] = self.end_id
         return out
 
+    def encode_clips(self, clips: list, tokenizer) -> np.ndarray:
+        """`Clip`s → packed token ids (n, length): each kind tokenized together and given its start token."""
+        out = np.empty((len(clips), self.length), dtype=np.int64)
+        for kind in {c.kind for c in clips}:
+            idx = [i for i, c in enumerate(clips) if c.kind == kind]
+            codes = tokenizer.encode(np.stack([clips[i].frames for i in idx]))  # (n, F, R, C)
+            out[np.array(idx)] = self.pack(codes, kind)
+        return out
+
     def unpack(self, ids: np.ndarray) -> np.ndarray:
         """Token ids (..., length) → visual codes (..., F, R, C); the inverse of `pack`."""
         ids = np.asarray(ids)

@@ -71,10 +71,7 @@ def encode_source(source, tok, layout: Layout) -> np.ndarray:
     out = np.empty((len(source), layout.length), dtype=np.int64)
     for start in range(0, len(source), ENCODE_CLIPS):
         clips = [source[i] for i in range(start, min(start + ENCODE_CLIPS, len(source)))]
-        for kind in {c.kind for c in clips}:
-            idx = [i for i, c in enumerate(clips) if c.kind == kind]
-            codes = tok.encode(np.stack([clips[i].frames for i in idx]))  # (n, F, R, C)
-            out[start + np.array(idx)] = layout.pack(codes, kind)
+        out[start : start + len(clips)] = layout.encode_clips(clips, tok)
     return out
 
 

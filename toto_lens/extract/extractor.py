@@ -1,0 +1,333 @@
+"""`extract`: a checkpoint's activations, losses and attention summaries over a dataset, into a zarr store.
+
+The flow of one run (docs/cache-schema.md is the contract it writes):
+
+1. Load the checkpoint and its tokenizer; open the data source (by default the validation clips of the
+   first source the checkpoint was trained on, with the trainer's data seed).
+2. Rank 0 takes the store's lock and creates the store, or checks that an existing one was written from
+   the same weights and settings and continues it.
+3. Every pending batch (batch b goes to rank b mod world under `torchrun`) is rendered, tokenized, run
+   once through the model with reducing hooks (`reduce.run_batch`) and handed to a writer thread through
+   a bounded queue, so that computing the next batch overlaps writing this one and memory stays flat
+   however many clips there are. The writer marks the batch's clips complete after its chunks.
+4. When every batch is marked, rank 0 writes `complete: true`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toto_lens.errors import ConfigError
+from toto_lens.extract.layers import parse_layers
+from toto_lens.extract.schema import (
+    ExtractRequest,
+    Shape,
+    clip_labels,
+    data_variables,
+    label_variables,
+    static_coordinates,
+)
+from toto_lens.extract.store import (
+    ExtractError,
+    StoreLock,
+    batch_bytes,
+    bytes_on_disk,
+    done_batches,
+    finish,
+    now,
+    open_or_create,
+    schema_attrs,
+    write_coordinates,
+)
+
+DEFAULT_CLIPS = 512
+QUEUE_BATCHES = 2  # batches waiting for the writer: bounds memory, still overlaps compute and I/O
+
+
+@dataclass
+class ExtractPlan:
+    """Everything decided before the first forward pass; a dry run prints it and stops."""
+
+    path: Path
+    dataset: str
+    shape: Shape
+    request: ExtractRequest
+    variables: list  # VarSpec of data variables and labels
+
+    def sizes(self) -> dict[str, int]:
+        return {v.name: v.nbytes(self.shape) for v in self.variables}
+
+    @property
+    def n_batches(self) -> int:
+        return -(-self.shape.clip // self.request.batch_size)
+
+
+@dataclass
+class ExtractResult:
+    path: Path
+    clips: int
+    batches_run: int
+    batches_skipped: int
+    seconds: float
+    bytes: int
+    complete: bool
+
+
+def default_data(training: dict[str, Any]) -> tuple[str, int]:
+    """(source, data seed) the checkpoint was trained on: the first source of its mix."""
+    from toto_lens.train.config import parse_mix
+
+    cfg = training.get("config") or {}
+    if not cfg.get("data"):
+        raise ConfigError("this checkpoint records no training data; name the clips with --data SOURCE")
+    return next(iter(parse_mix(cfg["data"]))), int(cfg.get("data_seed", 0))
+
+
+def prepare(
+    ckpt,
+    *,
+    data: str | None,
+    split: str,
+    clips: int | None,
+    batch_size: int,
+    out: str | os.PathLike | None,
+    layers: str,
+    acts: tuple[str, ...],
+    token_clips: int | None,
+    attn: tuple[str, ...],
+    pattern_clips: int,
+    dtype: str,
+    tokenizer: str | None = None,
+):
+    """(plan, source, tokenizer, layout, attrs) for a loaded checkpoint; touches no store."""
+    from toto_lens.data import Layout, open_source
+    from toto_lens.paths import cache_root
+    from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
+
+    if tokenizer is not None:
+        tok = load_tokenizer(tokenizer)
+    elif ckpt.tokenizer:
+        tok = tokenizer_from_spec(ckpt.tokenizer, ckpt.tokenizer_state)
+    else:
+        raise ConfigError("this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512)")
+    if tok.vocab_size + ckpt.config.code_offset > ckpt.config.vocab_size:
+        raise ConfigError(
+            f"the tokenizer has {tok.vocab_size} codes but the model's vocabulary holds "
+            f"{ckpt.config.vocab_size - ckpt.config.code_offset}; use the tokenizer it was trained with"
+        )
+    source_name, seed = (data, 0) if data else default_data(ckpt.training)
+    if data and ckpt.training.get("config"):
+        seed = int(ckpt.training["config"].get("data_seed", 0))
+    n = DEFAULT_CLIPS if clips is None else clips
+    if n <= 0:
+        raise ConfigError(f"--clips must be positive, got {n}")
+    source = open_source(source_name, split=split, n_clips=n, seed=seed)
+    n = min(n, len(source))
+    first = source[0]
+    layout = Layout(first.num_frames, *tok.grid)
+    if layout.length > ckpt.config.context_length:
+        raise ConfigError(
+            f"clips of {layout.length} tokens do not fit the model's context of {ckpt.config.context_length}"
+        )
+    request = ExtractRequest(
+        layers=tuple(parse_layers(layers, ckpt.config.n_layers)),
+        acts=tuple(acts),
+        attn=tuple(attn),
+        token_clips=n if token_clips is None else min(token_clips, n),
+        pattern_clips=min(pattern_clips, n) if "pattern" in attn else 0,
+        dtype=dtype,
+        batch_size=batch_size,
+    )
+    shape = Shape(
+        clip=n,
+        layers=request.layers,
+        n_blocks=ckpt.config.n_layers,
+        frames=layout.frames,
+        rows=layout.rows,
+        cols=layout.cols,
+        feature=ckpt.config.dim,
+        head=ckpt.config.n_heads,
+        object=first.position.shape[1],
+        image=tuple(first.frames.shape[1:]),
+    )
+    name = getattr(source, "name", str(source_name))
+    dataset = f"{name}-{split}"
+    path = Path(out) if out else cache_root() / ckpt.name / f"{dataset}.zarr"
+    variables = data_variables(request, n) + label_variables(shape)
+    attrs = schema_attrs(
+        checkpoint={"name": ckpt.name, "path": str(ckpt.path), "sha256": ckpt.sha256},
+        model_config=ckpt.config.to_dict(),
+        tokenizer=tok.spec,
+        dataset={"name": dataset, "source": name, "split": split, "clips": n, "seed": seed, "spec": source.spec},
+        layout={"frames": layout.frames, "rows": layout.rows, "cols": layout.cols, "length": layout.length},
+        request=request.to_dict(),
+        created=now(),
+    )
+    return ExtractPlan(path, dataset, shape, request, variables), source, tok, layout, attrs
+
+
+def extract(
+    ckpt: str | os.PathLike,
+    *,
+    data: str | None = None,
+    split: str = "val",
+    clips: int | None = None,
+    batch_size: int = 16,
+    out: str | os.PathLike | None = None,
+    layers: str = "all",
+    acts: tuple[str, ...] = ("pooled", "frame"),
+    token_clips: int | None = None,
+    attn: tuple[str, ...] = (),
+    pattern_clips: int = 4,
+    dtype: str = "float16",
+    device: str | None = None,
+    tokenizer: str | None = None,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[int, int, int], None] | None = None,
+    stop_after: int | None = None,
+) -> ExtractResult | ExtractPlan:
+    """Extract into the store (see the module docstring); returns the plan instead when dry_run.
+
+    progress(clips_done, clips_total, store_bytes) is called on rank 0 after each written batch.
+    stop_after: return after this many batches of this run (the store stays resumable), for tests.
+    """
+    import torch
+
+    from toto_lens.checkpoints import load_checkpoint
+    from toto_lens.train import dist
+
+    info = dist.setup(device)
+    try:
+        ck = load_checkpoint(ckpt, device=info.device)
+        plan, source, tok, layout, attrs = prepare(
+            ck, data=data, split=split, clips=clips, batch_size=batch_size, out=out, layers=layers,
+            acts=acts, token_clips=token_clips, attn=attn, pattern_clips=pattern_clips, dtype=dtype,
+            tokenizer=tokenizer,
+        )  # fmt: skip
+        if dry_run:
+            return plan
+        lock = StoreLock(plan.path)
+        if info.main:
+            lock.acquire()
+        try:
+            group = _open_on_all_ranks(info, plan, attrs, overwrite, layout)
+            done = done_batches(group, plan.request.batch_size)
+            pending = [b for b in range(plan.n_batches) if not done[b]][info.rank :: info.world]
+            if stop_after is not None:
+                pending = pending[:stop_after]
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                _run(ck.model, group, plan, source, tok, layout, pending, info, progress, int(done.sum()))
+            dist.barrier(info)
+            complete = bool(done_batches(group, plan.request.batch_size).all())
+            if complete and info.main and not group.attrs.get("complete"):
+                finish(group)
+            return ExtractResult(
+                path=plan.path,
+                clips=plan.shape.clip,
+                batches_run=len(pending),
+                batches_skipped=int(done.sum()),
+                seconds=time.perf_counter() - t0,
+                bytes=bytes_on_disk(plan.path),
+                complete=complete,
+            )
+        finally:
+            lock.release()
+    finally:
+        dist.teardown(info)
+
+
+def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
+    """Rank 0 creates or checks the store; the others wait and open it. An error on rank 0 stops all."""
+    import torch
+    import zarr
+
+    from toto_lens.train import dist
+
+    failure: Exception | None = None
+    group = None
+    if info.main:
+        try:
+            group, resumed = open_or_create(
+                plan.path, attrs, plan.variables, plan.shape, plan.request.batch_size, overwrite
+            )
+            if not resumed:
+                coords = static_coordinates(
+                    plan.shape, layout.frame_of_position, layout.row_of_position, layout.col_of_position
+                )
+                write_coordinates(group, coords)
+                group.attrs.update({"arrays_ready": True})
+        except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+            failure = e
+    if info.active:
+        flag = torch.tensor([1 if failure else 0])
+        torch.distributed.broadcast(flag, src=0)
+        if flag.item() and failure is None:
+            raise ExtractError(f"rank 0 could not prepare {plan.path}; see its message")
+    if failure is not None:
+        raise failure
+    return group if group is not None else zarr.open_group(str(plan.path), mode="r+")
+
+
+def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, progress, done_before) -> None:
+    import torch
+
+    from toto_lens.extract.reduce import run_batch
+
+    request, B = plan.request, plan.request.batch_size
+    written = bytes_on_disk(plan.path) if info.main and progress else 0
+    state = {"clips": done_before * B, "bytes": written}
+    work: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        while (item := work.get()) is not None:
+            if errors:
+                continue  # drain after a failure so the producer never blocks
+            b, start, stop, arrays = item
+            try:
+                for name, values in arrays.items():  # acts_token / attn_pattern may cover fewer clips
+                    group[name][start : start + len(values)] = values
+                group["complete"][start:stop] = 1
+                if info.main and progress:
+                    state["clips"] = min(state["clips"] + (stop - start), plan.shape.clip)
+                    state["bytes"] += batch_bytes(plan.path, plan.variables, B, start, stop)
+                    progress(state["clips"], plan.shape.clip, state["bytes"])
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                errors.append(e)
+
+    thread = threading.Thread(target=writer, name="toto-lens-writer", daemon=True)
+    thread.start()
+    try:
+        for b in pending:
+            if errors:
+                break
+            start, stop = b * B, min((b + 1) * B, plan.shape.clip)
+            clips = [source[i] for i in range(start, stop)]
+            tokens = torch.as_tensor(layout.encode_clips(clips, tok), device=info.device)
+            arrays = run_batch(
+                model,
+                tokens,
+                layout,
+                request,
+                token_rows=max(0, min(stop, request.token_clips) - start),
+                pattern_rows=max(0, min(stop, request.pattern_clips) - start),
+            )
+            arrays["masks"] = np.stack([c.masks for c in clips])
+            arrays.update(clip_labels(clips, layout.frames))
+            work.put((b, start, stop, arrays))
+    finally:
+        work.put(None)
+        thread.join()
+    if errors:
+        raise errors[0]

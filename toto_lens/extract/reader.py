@@ -1,0 +1,91 @@
+"""Reading the cache: `open_cache` returns the store as a lazily loaded, labelled `xarray.Dataset`.
+
+Nothing here needs toto-lens to read a store (`xarray.open_zarr(path, consolidated=False)` gives the same
+dataset); `open_cache` adds finding the store by checkpoint and dataset name, and refusing a store that
+is unfinished or of a schema version this library does not know, with a message that says what to run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from toto_lens.errors import TotoLensError
+from toto_lens.extract.schema import SCHEMA_VERSION
+
+
+class CacheError(TotoLensError):
+    """A cache store that cannot be found or read as it is."""
+
+
+def cache_dir(ckpt: str | os.PathLike) -> Path:
+    """The folder that holds a checkpoint's stores: cache/<checkpoint name>/."""
+    from toto_lens.paths import cache_root
+
+    return cache_root() / Path(ckpt).name
+
+
+def list_stores(ckpt: str | os.PathLike) -> list[str]:
+    """Dataset names of the stores of a checkpoint."""
+    folder = cache_dir(ckpt)
+    return sorted(p.name[: -len(".zarr")] for p in folder.glob("*.zarr")) if folder.is_dir() else []
+
+
+def cache_path(ckpt: str | os.PathLike, dataset: str | None = None) -> Path:
+    """The store of (checkpoint, dataset); with one store for the checkpoint, the dataset may be omitted."""
+    stores = list_stores(ckpt)
+    hint = f"extract one with `toto-lens extract --ckpt {Path(ckpt).name}`"
+    if dataset is None:
+        if len(stores) == 1:
+            dataset = stores[0]
+        elif not stores:
+            raise CacheError(f"no cache for checkpoint {Path(ckpt).name!r} under {cache_dir(ckpt)}; {hint}")
+        else:
+            raise CacheError(
+                f"checkpoint {Path(ckpt).name!r} has several caches ({', '.join(stores)}); choose one with --dataset"
+            )
+    path = cache_dir(ckpt) / f"{dataset}.zarr"
+    if not path.is_dir():
+        known = f" (it has: {', '.join(stores)})" if stores else ""
+        raise CacheError(f"no cache {dataset!r} for checkpoint {Path(ckpt).name!r}{known}; {hint}")
+    return path
+
+
+def open_cache(
+    ckpt: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    path: str | os.PathLike | None = None,
+    *,
+    allow_partial: bool = False,
+):
+    """The cache of a checkpoint (or the store at `path`) as a lazy `xarray.Dataset` (dask-backed).
+
+    allow_partial=True opens a store whose extraction has not finished; clips not yet written read as
+    their fill values (NaN, 0), and the `complete` variable says which are done.
+    """
+    import xarray as xr
+
+    if path is None:
+        if ckpt is None:
+            raise CacheError("open_cache needs a checkpoint name or a store path")
+        path = cache_path(ckpt, dataset)
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise CacheError(f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`")
+    try:
+        ds = xr.open_zarr(path, consolidated=False)
+    except Exception as e:  # a damaged store: one line, not a zarr traceback
+        raise CacheError(f"{path} cannot be read as a cache ({type(e).__name__}: {e})") from None
+    version = ds.attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CacheError(
+            f"{path} has cache schema version {version!r}; this toto-lens reads version {SCHEMA_VERSION}: "
+            "extract it again with --overwrite"
+        )
+    if not ds.attrs.get("complete") and not allow_partial:
+        done = int(ds["complete"].sum()) if "complete" in ds else 0
+        raise CacheError(
+            f"{path} is unfinished ({done} of {ds.sizes.get('clip', 0)} clips written); run the same "
+            "`toto-lens extract` command again to finish it, or pass allow_partial=True"
+        )
+    return ds

@@ -1,0 +1,104 @@
+"""One batch through the model with hooks that reduce on the fly: what a batch contributes to the store.
+
+The residual stream of every asked layer is reduced inside its hook, as soon as the layer has computed
+it, to the per-frame means (and from them the clip mean), and kept whole only for the clips that want
+per-token activations; attention patterns are reduced to frame-to-frame mass the same way. So memory
+holds one layer's full activations at a time, not all of them (TransformerLens's `run_with_cache` holds
+every layer, then reduces). The per-token loss comes from the logits of the same forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from toto_lens.data import Layout
+from toto_lens.extract.hooks import capture
+from toto_lens.extract.schema import ExtractRequest
+
+_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def hook_names(request: ExtractRequest) -> dict[str, int]:
+    """Hook name → layer number for the residual stream and, when asked, the attention patterns."""
+    names = {("hook_embed" if l == 0 else f"blocks.{l - 1}.hook_resid_post"): l for l in request.layers}
+    if request.attn:
+        names.update({f"blocks.{l - 1}.attn.hook_pattern": l for l in request.layers if l > 0})
+    return names
+
+
+def frame_means(x: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """(B, T, D) residual stream → (B, F, D) mean over each frame's tokens (positions 1 … T−2)."""
+    B, _, D = x.shape
+    return x[:, 1:-1].reshape(B, layout.frames, layout.tokens_per_frame, D).float().mean(2)
+
+
+def frame_attention(pattern: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """(B, H, T, T) pattern → (B, H, F, F): per query frame, the weight on each key frame, averaged."""
+    B, H = pattern.shape[:2]
+    F_, P = layout.frames, layout.tokens_per_frame
+    vis = pattern[:, :, 1:-1, 1:-1].float().reshape(B, H, F_, P, F_, P)  # (B, H, qf, qp, kf, kp)
+    return vis.sum(-1).mean(3)
+
+
+@torch.no_grad()
+def run_batch(
+    model: torch.nn.Module,
+    tokens: torch.Tensor,
+    layout: Layout,
+    request: ExtractRequest,
+    *,
+    token_rows: int,
+    pattern_rows: int,
+) -> dict[str, np.ndarray]:
+    """Forward one batch (B, T) and return each cache variable's slice for it, layers stacked in order.
+
+    token_rows / pattern_rows: how many leading clips of the batch keep per-token activations / patterns.
+    """
+    names = hook_names(request)
+    position = {l: i for i, l in enumerate(request.layers)}
+    out_dtype = _DTYPES[request.dtype]
+    parts: dict[str, dict[int, Any]] = {k: {} for k in ("pooled", "frame", "token", "attn_frame", "pattern")}
+
+    def reduce(name: str, value: torch.Tensor) -> None:
+        layer = names[name]
+        if name.endswith("hook_pattern"):
+            if "frame" in request.attn:
+                parts["attn_frame"][layer] = frame_attention(value, layout).cpu()
+            if "pattern" in request.attn and pattern_rows:
+                parts["pattern"][layer] = value[:pattern_rows].to(torch.float16).cpu()
+            return
+        means = frame_means(value, layout)  # (B, F, D) float32
+        if "frame" in request.acts:
+            parts["frame"][layer] = means.to(out_dtype).cpu()
+        if "pooled" in request.acts:
+            # every frame has the same number of tokens, so the mean of frame means is the clip mean
+            parts["pooled"][layer] = means.mean(1).to(out_dtype).cpu()
+        if "token" in request.acts and token_rows:
+            parts["token"][layer] = value[:token_rows].to(out_dtype).cpu()
+
+    with capture(model, list(names), reduce):
+        logits = model(tokens)  # (B, T, V)
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
+    loss = torch.full(tokens.shape, float("nan"))
+    loss[:, 1:] = nll.cpu()
+    result = {"tokens": tokens.cpu().numpy().astype(np.int32), "loss": loss.numpy()}
+    for key, var in (("pooled", "acts_pooled"), ("frame", "acts_frame"), ("token", "acts_token")):
+        if parts[key]:
+            result[var] = torch.stack([parts[key][l] for l in request.layers], 1).numpy()
+    for key, var in (("attn_frame", "attn_frame"), ("pattern", "attn_pattern")):
+        if parts[key]:
+            result[var] = _with_layer0(parts[key], request.layers, position)
+    return result
+
+
+def _with_layer0(per_layer: dict[int, torch.Tensor], layers: tuple[int, ...], position) -> np.ndarray:
+    """Stack attention results along layer; layer 0 (embeddings, no attention) stays NaN."""
+    some = next(iter(per_layer.values()))
+    out = np.full((some.shape[0], len(layers), *some.shape[1:]), np.nan, dtype=some.numpy().dtype)
+    for layer, value in per_layer.items():
+        out[:, position[layer]] = value.numpy()
+    return out

@@ -1,0 +1,208 @@
+"""The cache schema (docs/cache-schema.md) as code: which arrays a request makes, their dims and chunks.
+
+One `VarSpec` per zarr array. Everything is chunked by the write batch along `clip` and by one layer
+along `layer`, whole along the rest, so that a batch is written as whole chunks by exactly one process
+and reading one layer of one variable touches only its chunks. Per-clip labels are coordinates, listed
+in each data variable's `coordinates` attribute, which is how xarray finds them in a zarr store.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from toto_lens.errors import ConfigError
+
+SCHEMA_VERSION = 1
+ACTS = ("pooled", "frame", "token")
+ATTN = ("frame", "pattern")
+DTYPES = ("float16", "float32")
+KIND_CODES = {"video": 0, "images": 1}
+PER_CLIP_CHUNKS = ("acts_token", "attn_pattern")
+# coordinates that are not dimensions: xarray finds them through each data variable's `coordinates`
+STATIC_COORDS = ("depth", "pos_frame", "row", "col")
+# per-clip labels, written with each batch: name → dims after `clip`
+LABELS: dict[str, tuple[str, ...]] = {
+    "kind": (),
+    "digit": (),
+    "motion": (),
+    "frame_digit": ("frame",),
+    "object_digit": ("object",),
+    "object_position": ("frame", "object", "axis"),
+    "object_velocity": ("frame", "object", "axis"),
+}
+
+
+@dataclass(frozen=True)
+class ExtractRequest:
+    """What to extract; stored in the store's attributes, and a resumed run must ask for the same."""
+
+    layers: tuple[int, ...]
+    acts: tuple[str, ...] = ("pooled", "frame")
+    attn: tuple[str, ...] = ()
+    token_clips: int = 0
+    pattern_clips: int = 0
+    dtype: str = "float16"
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        for what, given, allowed in (("acts", self.acts, ACTS), ("attn", self.attn, ATTN)):
+            bad = [x for x in given if x not in allowed]
+            if bad:
+                raise ConfigError(
+                    f"--{what}: unknown {', '.join(map(repr, bad))}; choose from {', '.join(allowed)}"
+                )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.batch_size <= 0 or self.token_clips < 0 or self.pattern_clips < 0:
+            raise ConfigError("--batch-size must be positive and --token-clips, --pattern-clips not negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Sizes of every dimension of one store."""
+
+    clip: int
+    layers: tuple[int, ...]
+    n_blocks: int
+    frames: int
+    rows: int
+    cols: int
+    feature: int
+    head: int
+    object: int
+    image: tuple[int, int]
+
+    @property
+    def position(self) -> int:
+        return self.frames * self.rows * self.cols + 2
+
+    def sizes(self) -> dict[str, int]:
+        p, f = self.position, self.frames
+        return {
+            "clip": self.clip,
+            "layer": len(self.layers),
+            "position": p,
+            "frame": f,
+            "feature": self.feature,
+            "head": self.head,
+            "qframe": f,
+            "kframe": f,
+            "qpos": p,
+            "kpos": p,
+            "object": self.object,
+            "axis": 2,
+            "y": self.image[0],
+            "x": self.image[1],
+        }
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    name: str
+    dims: tuple[str, ...]
+    dtype: str
+    written_clips: int  # clips whose chunks are written; the rest stay fill (no disk)
+    fill: Any = None
+    coordinates: tuple[str, ...] = field(default=())
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def shape(self, shape: Shape) -> tuple[int, ...]:
+        sizes = shape.sizes()
+        return tuple(sizes[d] for d in self.dims)
+
+    def clip_chunk(self, batch: int) -> int:
+        """Clips per chunk: the write batch, or one clip for the per-token arrays, whose chunks are large
+        (toto-large: 4096 positions × 1024 features) and usually read a few clips at a time."""
+        return 1 if self.name in PER_CLIP_CHUNKS else batch
+
+    def chunks(self, shape: Shape, batch: int) -> tuple[int, ...]:
+        sizes = shape.sizes()
+        clip = self.clip_chunk(batch)
+        return tuple(clip if d == "clip" else 1 if d == "layer" else sizes[d] for d in self.dims)
+
+    def nbytes(self, shape: Shape) -> int:
+        """Uncompressed bytes of the written part."""
+        full = self.shape(shape)
+        per_clip = math.prod(full[1:]) if self.dims[0] == "clip" else math.prod(full)
+        clips = self.written_clips if self.dims[0] == "clip" else 1
+        if self.name.startswith("attn_") and 0 in shape.layers:  # layer 0 has no attention: never written
+            per_clip = per_clip // len(shape.layers) * (len(shape.layers) - 1)
+        return per_clip * clips * np.dtype(self.dtype).itemsize
+
+
+def data_variables(request: ExtractRequest, clips: int) -> list[VarSpec]:
+    """The arrays a request writes, per docs/cache-schema.md."""
+    labels = (*LABELS, *STATIC_COORDS)
+    act = request.dtype
+    nan = float("nan")
+    specs = [
+        VarSpec("tokens", ("clip", "position"), "int32", clips, 0, labels),
+        VarSpec("loss", ("clip", "position"), "float32", clips, nan, labels, {"units": "nats"}),
+        VarSpec("masks", ("clip", "frame", "y", "x"), "uint8", clips, 0, labels),
+        VarSpec("complete", ("clip",), "uint8", clips, 0, labels),
+    ]
+    if "pooled" in request.acts:
+        specs.append(VarSpec("acts_pooled", ("clip", "layer", "feature"), act, clips, nan, labels))
+    if "frame" in request.acts:
+        specs.append(VarSpec("acts_frame", ("clip", "layer", "frame", "feature"), act, clips, nan, labels))
+    if "token" in request.acts:
+        dims = ("clip", "layer", "position", "feature")
+        specs.append(VarSpec("acts_token", dims, act, min(clips, request.token_clips), nan, labels))
+    if "frame" in request.attn:
+        dims = ("clip", "layer", "head", "qframe", "kframe")
+        specs.append(VarSpec("attn_frame", dims, "float32", clips, nan, labels))
+    if "pattern" in request.attn:
+        dims = ("clip", "layer", "head", "qpos", "kpos")
+        specs.append(VarSpec("attn_pattern", dims, "float16", min(clips, request.pattern_clips), nan, labels))
+    return specs
+
+
+def label_variables(shape: Shape) -> list[VarSpec]:
+    from toto_lens.data import MOTIONS
+
+    flags = {
+        "kind": {"flag_values": list(KIND_CODES.values()), "flag_meanings": " ".join(KIND_CODES)},
+        "motion": {"flag_values": list(range(len(MOTIONS))), "flag_meanings": " ".join(MOTIONS)},
+    }
+    dtypes = {"kind": "int8", "object_position": "float32", "object_velocity": "float32"}
+    return [
+        VarSpec(name, ("clip", *dims), dtypes.get(name, "int64"), shape.clip, 0, (), flags.get(name, {}))
+        for name, dims in LABELS.items()
+    ]
+
+
+def static_coordinates(shape: Shape, pos_frame, row, col) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Coordinates known before any clip is seen, written once at creation."""
+    sizes = shape.sizes()
+    index = {d: np.arange(sizes[d]) for d in ("position", "frame", "head", "feature", "qframe", "kframe")}
+    index.update({d: np.arange(sizes[d]) for d in ("qpos", "kpos", "object", "y", "x")})
+    coords = {d: ((d,), v) for d, v in index.items()}
+    coords["clip"] = (("clip",), np.arange(shape.clip))
+    coords["layer"] = (("layer",), np.array(shape.layers))
+    coords["depth"] = (("layer",), np.array(shape.layers, dtype=np.float64) / shape.n_blocks)
+    coords["axis"] = (("axis",), np.array([0, 1]))
+    for name, values in (("pos_frame", pos_frame), ("row", row), ("col", col)):
+        coords[name] = (("position",), np.asarray(values, dtype=np.int64))
+    return coords
+
+
+def clip_labels(clips: list, frames: int) -> dict[str, np.ndarray]:
+    """Label arrays of a batch of `Clip`s, one entry per LABELS name (leading dim = clip)."""
+    out: dict[str, list] = {name: [] for name in LABELS}
+    for c in clips:
+        video = c.kind == "video"
+        out["kind"].append(KIND_CODES[c.kind])
+        out["digit"].append(c.digit)
+        out["motion"].append(c.motion)
+        out["frame_digit"].append(np.full(frames, c.digits[0]) if video else np.asarray(c.digits))
+        out["object_digit"].append(np.asarray(c.digits) if video else np.asarray(c.digits[:1]))
+        out["object_position"].append(c.position)
+        out["object_velocity"].append(c.velocity)
+    return {k: np.asarray(v) for k, v in out.items()}

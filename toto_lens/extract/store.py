@@ -1,0 +1,174 @@
+"""The zarr store of one extraction: creation, the one-writer lock, resume bookkeeping, final attributes.
+
+Following the zarr v3 facts in ECOSYSTEM.md: one process (rank 0) creates every array and writes the
+group attributes; each batch is then written as whole chunks by the one process that computed it, and
+its clips are marked in the `complete` array afterwards. zarr's local store writes each chunk to a
+temporary file and renames it, so a kill leaves either the old chunk or the new one, never half; a batch
+not marked complete is simply computed and written again on resume, with the same values.
+
+The lock is an exclusive `flock` on the store's directory: it needs no file inside the store (zarr
+warns about foreign files there) and the kernel drops it when the process dies, SIGKILL included, so a
+killed extraction never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toto_lens.errors import TotoLensError
+from toto_lens.extract.schema import SCHEMA_VERSION, Shape, VarSpec
+
+
+class ExtractError(TotoLensError):
+    """An extraction that cannot start or continue: a locked, foreign or unreadable store."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StoreLock:
+    """Exclusive, non-blocking lock on a store directory for the life of one extraction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> StoreLock:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ExtractError(
+                f"another extraction is writing {self.path} right now; wait for it to finish "
+                "(then run the same command to check it), or write elsewhere with --out"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> StoreLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# Attributes that must match for a run to continue a store: same weights, same data, same request.
+IDENTITY = ("schema_version", "checkpoint", "model_config", "tokenizer", "dataset", "layout", "request")
+
+
+def identity(attrs: dict[str, Any]) -> dict[str, Any]:
+    # through JSON, as the attributes were stored: tuples become lists on disk
+    ident = json.loads(json.dumps({k: attrs.get(k) for k in IDENTITY}))
+    if isinstance(ident["checkpoint"], dict):
+        ident["checkpoint"] = ident["checkpoint"].get("sha256")  # a renamed checkpoint is the same one
+    return ident
+
+
+def describe_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str:
+    a, b = identity(old), identity(new)
+    differ = [k for k in IDENTITY if a[k] != b[k]]
+    if "checkpoint" in differ:
+        return (
+            f"it was written from another checkpoint (weights sha256 {str(a['checkpoint'])[:12]}…, "
+            f"this one is {str(b['checkpoint'])[:12]}…)"
+        )
+    if "request" in differ:
+        keys = [k for k in b["request"] if (a["request"] or {}).get(k) != b["request"][k]]
+        return f"it was written with other settings ({', '.join(keys)} differ)"
+    return f"its {', '.join(differ)} differ"
+
+
+def open_or_create(
+    path: Path, attrs: dict[str, Any], specs: list[VarSpec], shape: Shape, batch: int, overwrite: bool
+) -> tuple[Any, bool]:
+    """The store's zarr group, created (or re-created with overwrite) or continued; (group, resumed).
+
+    The caller holds the lock. A store from another checkpoint or with other settings is refused.
+    """
+    import zarr
+
+    if (path / "zarr.json").is_file() and not overwrite:
+        try:
+            group = zarr.open_group(str(path), mode="r+")
+            old = dict(group.attrs)
+        except Exception as e:  # an unreadable store: say so instead of a zarr traceback
+            raise ExtractError(f"{path} is not a readable zarr store ({e}); pass --overwrite to replace it") from None
+        if old.get("arrays_ready"):
+            if identity(old) != identity(attrs):
+                raise ExtractError(
+                    f"{path} holds another extraction: {describe_mismatch(old, attrs)}; "
+                    "pass --overwrite to replace it, or --out to write elsewhere"
+                )
+            return group, True
+        # created but killed before every array existed: nothing in it is complete, start again
+    for child in path.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    group = zarr.create_group(str(path), zarr_format=3, attributes={**attrs, "arrays_ready": False})
+    for spec in specs:
+        group.create_array(
+            spec.name,
+            shape=spec.shape(shape),
+            chunks=spec.chunks(shape, batch),
+            dtype=spec.dtype,
+            fill_value=spec.fill,
+            dimension_names=spec.dims,
+            attributes={**spec.attrs, **({"coordinates": " ".join(spec.coordinates)} if spec.coordinates else {})},
+        )
+    return group, False
+
+
+def write_coordinates(group: Any, coords: dict[str, tuple[tuple[str, ...], np.ndarray]]) -> None:
+    for name, (dims, values) in coords.items():
+        arr = group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=dims)
+        arr[...] = values
+
+
+def done_batches(group: Any, batch: int) -> np.ndarray:
+    """(n_batches,) bool: batches whose clips are all marked complete."""
+    complete = group["complete"][:]
+    n = -(-len(complete) // batch)
+    return np.array([bool(complete[b * batch : (b + 1) * batch].all()) for b in range(n)])
+
+
+def bytes_on_disk(root: Path) -> int:
+    """Bytes of every file under a folder."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    return total
+
+
+def batch_bytes(root: Path, specs: list[VarSpec], batch: int, start: int, stop: int) -> int:
+    """Bytes of the chunks that hold clips start … stop−1: `<var>/c/<clip chunk index>/…`."""
+    total = 0
+    for spec in specs:
+        size = spec.clip_chunk(batch)
+        for index in range(start // size, -(-stop // size)):
+            total += bytes_on_disk(root / spec.name / "c" / str(index))
+    return total
+
+
+def finish(group: Any) -> None:
+    group.attrs.update({"complete": True, "finished": now()})
+
+
+def schema_attrs(**fields: Any) -> dict[str, Any]:
+    from toto_lens import __version__
+
+    return {"schema_version": SCHEMA_VERSION, "toto_lens_version": __version__, "complete": False, **fields}
