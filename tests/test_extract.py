@@ -8,7 +8,8 @@ import xarray as xr
 from extract_helpers import make_checkpoint
 from helpers import run_cli
 
-from toto_lens import extract, load_checkpoint, open_cache
+from toto_lens import load_checkpoint, open_cache
+from toto_lens.extract import extract
 from toto_lens.data import Layout, open_source
 from toto_lens.extract import CacheError, ExtractPlan
 from toto_lens.extract.store import StoreLock

@@ -14,3 +14,5 @@ def test_readme_python_example_runs():
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["continuation"].shape == (2, 30)
     assert namespace["ids"].shape == (1026,) and namespace["ids"][0] == 1
+    assert namespace["per_frame"].sizes["pos_frame"] == 17, "16 frames and the special tokens"
+    assert namespace["pattern"].shape == (2, 4, 1026, 1026)

@@ -1,7 +1,7 @@
 """toto-lens: study what the layers of Toto models learn.
 
 Public API: `ModelConfig`, `Toto`, `variants()`, `load_checkpoint`, `save_checkpoint`, `Checkpoint`,
-`extract`, `open_cache`, `capture`.
+`open_cache`, `capture` (the extractor is `toto_lens.extract.extract`: `toto_lens.extract` is its package).
 Attributes are imported on first use (PEP 562) so that `toto-lens --help` does not pay for torch.
 """
 
@@ -23,7 +23,6 @@ _EXPORTS = {
     "list_checkpoints": "toto_lens.checkpoints",
     "TotoLensError": "toto_lens.errors",
     "open_cache": "toto_lens.extract.reader",
-    "extract": "toto_lens.extract.extractor",
     "capture": "toto_lens.extract.hooks",
 }
 
@@ -34,7 +33,6 @@ __all__ = [
     "TotoLensError",
     "__version__",
     "capture",
-    "extract",
     "list_checkpoints",
     "load_checkpoint",
     "open_cache",
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
     from toto_lens.checkpoints import Checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
     from toto_lens.config import ModelConfig, variants
     from toto_lens.errors import TotoLensError
-    from toto_lens.extract.extractor import extract
     from toto_lens.extract.hooks import capture
     from toto_lens.extract.reader import open_cache
     from toto_lens.model import Toto

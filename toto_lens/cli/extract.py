@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Annotated
 
 import typer
@@ -120,14 +119,9 @@ class _Progress:
     def __init__(self) -> None:
         self.bar = None
         self.task = None
-        self.t0 = time.perf_counter()
-        self.start_clips: int | None = None
         self.next_log = 0.0
 
-    def update(self, done: int, total: int, size: int) -> None:
-        if self.start_clips is None:
-            self.start_clips = done - 1  # clips before this run do not count towards the rate
-        rate = (done - self.start_clips) / max(time.perf_counter() - self.t0, 1e-9)
+    def update(self, done: int, total: int, size: int, rate: float) -> None:
         if sys.stdout.isatty():
             self._bar(total).update(self.task, completed=done, rate=rate, size=human_bytes(size))
         elif done / total >= self.next_log or done == total:

@@ -193,12 +193,13 @@ def extract(
     tokenizer: str | None = None,
     overwrite: bool = False,
     dry_run: bool = False,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[int, int, int, float], None] | None = None,
     stop_after: int | None = None,
 ) -> ExtractResult | ExtractPlan:
     """Extract into the store (see the module docstring); returns the plan instead when dry_run.
 
-    progress(clips_done, clips_total, store_bytes) is called on rank 0 after each written batch.
+    progress(clips_done, clips_total, store_bytes, clips_per_second) is called on rank 0 after each written
+    batch; under torchrun rank 0 counts its own batches times the number of processes.
     stop_after: return after this many batches of this run (the store stays resumable), for tests.
     """
     import torch
@@ -286,7 +287,8 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
 
     request, B = plan.request, plan.request.batch_size
     written = bytes_on_disk(plan.path) if info.main and progress else 0
-    state = {"clips": done_before * B, "bytes": written}
+    state = {"clips": done_before * B, "bytes": written, "new": 0}
+    t0 = time.perf_counter()
     work: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
     errors: list[BaseException] = []
 
@@ -300,9 +302,11 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
                     group[name][start : start + len(values)] = values
                 group["complete"][start:stop] = 1
                 if info.main and progress:
-                    state["clips"] = min(state["clips"] + (stop - start), plan.shape.clip)
-                    state["bytes"] += batch_bytes(plan.path, plan.variables, B, start, stop)
-                    progress(state["clips"], plan.shape.clip, state["bytes"])
+                    state["new"] += (stop - start) * info.world
+                    state["clips"] = min(done_before * B + state["new"], plan.shape.clip)
+                    state["bytes"] += batch_bytes(plan.path, plan.variables, B, start, stop) * info.world
+                    rate = state["new"] / (time.perf_counter() - t0)
+                    progress(state["clips"], plan.shape.clip, state["bytes"], rate)
             except BaseException as e:  # noqa: BLE001 - handed to the main thread
                 errors.append(e)
 

@@ -76,6 +76,9 @@ def open_cache(
         ds = xr.open_zarr(path, consolidated=False)
     except Exception as e:  # a damaged store: one line, not a zarr traceback
         raise CacheError(f"{path} cannot be read as a cache ({type(e).__name__}: {e})") from None
+    # labels and per-position coordinates are small and used for every selection: load them once
+    small = [k for k in ds.coords if k not in ds.indexes]
+    ds = ds.assign_coords({k: ds[k].load() for k in small})
     version = ds.attrs.get("schema_version")
     if version != SCHEMA_VERSION:
         raise CacheError(

@@ -1,0 +1,156 @@
+"""Extraction cost: the extractor against a plain forward pass, its memory against the clip count, and
+against TransformerLens-style caching.
+
+Every measurement runs in a child process of its own, so that each peak resident memory (ru_maxrss, read
+with os.wait4) belongs to one job alone. The jobs, on the same randomly initialised checkpoint (a
+`--model` variant with the kmeans-512 tokenizer of the cache) and the same validation clips:
+
+  plain        `torch.no_grad()` forward over token batches tokenized beforehand (no rendering)
+  plain+data   the same, with each batch's clips rendered and tokenized in the loop, as extraction does
+  extract      `toto_lens.extract`: pooled and per-frame activations of every layer and the per-token
+               loss, rendered, tokenized, reduced in hooks and written to a zarr store
+  tl-style     TransformerLens's way: `capture` without a callback keeps every layer's full residual
+               stream (as `run_with_cache` does), the caches of all batches are held, then reduced to the
+               same pooled / per-frame means and written
+
+Printed: the time of each job and the ratios extract / plain+data (the like-for-like one) and
+extract / plain; the peak memory of extract at N and 10·N clips and its ratio; tl-style against extract
+in time and in peak memory.
+
+Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 32] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+
+
+def make_checkpoint(folder: Path, model: str) -> Path:
+    import torch
+
+    from toto_lens.checkpoints import save_checkpoint
+    from toto_lens.config import NUM_SPECIAL, ModelConfig
+    from toto_lens.model import Toto
+    from toto_lens.tokenizers import load_tokenizer
+
+    tok = load_tokenizer("kmeans-512")
+    config = ModelConfig.from_name(model).replace(vocab_size=tok.vocab_size + NUM_SPECIAL)
+    torch.manual_seed(0)
+    state = {k: torch.as_tensor(v) for k, v in tok.state_dict().items()}
+    return save_checkpoint(
+        Toto(config), folder / model, tokenizer=tok.spec, tokenizer_state=state,
+        training={"config": {"data": "moving-digits", "data_seed": 0}}, overwrite=True,
+    )  # fmt: skip
+
+
+def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
+    import numpy as np
+    import torch
+
+    from toto_lens import load_checkpoint
+    from toto_lens.extract import extract
+    from toto_lens.data import Layout, open_source
+    from toto_lens.tokenizers import tokenizer_from_spec
+
+    if mode == "extract":
+        t0 = time.perf_counter()
+        extract(ckpt, clips=clips, batch_size=batch, out=out, acts=("pooled", "frame"), overwrite=True)
+        return {"seconds": time.perf_counter() - t0}
+    ck = load_checkpoint(ckpt)
+    tok = tokenizer_from_spec(ck.tokenizer, ck.tokenizer_state)
+    source = open_source("moving-digits", split="val", n_clips=clips, seed=0)
+    layout = Layout(source[0].num_frames, *tok.grid)
+
+    def tokens(start):
+        return torch.as_tensor(layout.encode_clips([source[i] for i in range(start, min(start + batch, clips))], tok))
+
+    starts = range(0, clips, batch)
+    if mode == "plain":
+        ready = [tokens(s) for s in starts]
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for x in ready:
+                ck.model(x)
+        return {"seconds": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    if mode == "plain+data":
+        with torch.no_grad():
+            for s in starts:
+                ck.model(tokens(s))
+        return {"seconds": time.perf_counter() - t0}
+    assert mode == "tl-style"
+    import torch.nn.functional as F
+    import zarr
+
+    from toto_lens.extract import capture
+
+    names = ["hook_embed"] + [f"blocks.{i}.hook_resid_post" for i in range(ck.config.n_layers)]
+    held, losses = [], []
+    with torch.no_grad():
+        for s in starts:
+            x = tokens(s)
+            with capture(ck.model, names) as cache:
+                logits = ck.model(x)
+            held.append(torch.stack([cache[n] for n in names], 1))  # (B, L+1, T, D) kept for all clips
+            losses.append(F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none"))
+    resid = torch.cat(held)  # (N, L+1, T, D)
+    frames = resid[:, :, 1:-1].reshape(*resid.shape[:2], layout.frames, -1, resid.shape[-1]).mean(3)
+    g = zarr.create_group(out, overwrite=True)
+    g.create_array("acts_frame", data=frames.half().numpy())
+    g.create_array("acts_pooled", data=frames.mean(2).half().numpy())
+    g.create_array("loss", data=np.asarray(torch.cat(losses).numpy()))
+    return {"seconds": time.perf_counter() - t0, "held_gb": resid.numel() * 4 / 1e9}
+
+
+def run(mode: str, ckpt: Path, clips: int, batch: int, out: Path) -> dict:
+    cmd = [sys.executable, str(HERE), "--child", mode, "--ckpt", str(ckpt), "--clips", str(clips),
+           "--batch", str(batch), "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    text = proc.stdout.read()
+    if status != 0:
+        raise SystemExit(f"{mode} failed: {text}")
+    return {**json.loads(text.strip().splitlines()[-1]), "peak_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="toto-small")
+    p.add_argument("--clips", type=int, default=32)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--child")
+    p.add_argument("--ckpt")
+    p.add_argument("--out")
+    a = p.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.ckpt, a.clips, a.batch, a.out)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = make_checkpoint(tmp, a.model)
+        print(f"{a.model}, {a.clips} clips of 1026 tokens, batch {a.batch}, threads {os.cpu_count()}")
+        r = {m: run(m, ckpt, a.clips, a.batch, tmp / f"{m}.zarr") for m in ("plain", "plain+data", "extract", "tl-style")}
+        big = run("extract", ckpt, 10 * a.clips, a.batch, tmp / "big.zarr")
+    print(f"{'job':<12}{'seconds':>9}{'peak MB':>10}")
+    for m, v in r.items():
+        print(f"{m:<12}{v['seconds']:>9.2f}{v['peak_mb']:>10.0f}")
+    print(f"{'extract ×10':<12}{big['seconds']:>9.2f}{big['peak_mb']:>10.0f}")
+    print(f"extract / plain+data time: {r['extract']['seconds'] / r['plain+data']['seconds']:.3f}×  (target ≤ 1.15)")
+    print(f"extract / plain time:      {r['extract']['seconds'] / r['plain']['seconds']:.3f}×")
+    print(f"peak memory, {10 * a.clips} vs {a.clips} clips: {big['peak_mb'] / r['extract']['peak_mb']:.3f}×  (target ≤ 1.2)")
+    print(f"tl-style / extract: time {r['tl-style']['seconds'] / r['extract']['seconds']:.2f}×, "
+          f"peak memory {r['tl-style']['peak_mb'] / r['extract']['peak_mb']:.2f}× "
+          f"(held {r['tl-style']['held_gb']:.2f} GB of residual streams)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
