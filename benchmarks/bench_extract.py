@@ -13,11 +13,12 @@ with os.wait4) belongs to one job alone. The jobs, on the same randomly initiali
                stream (as `run_with_cache` does), the caches of all batches are held, then reduced to the
                same pooled / per-frame means and written
 
-Printed: the time of each job and the ratios extract / plain+data (the like-for-like one) and
+The jobs run in interleaved rounds (`--rounds`) and each keeps its fastest round, so that load from
+other processes, which only ever adds time, touches every job alike. Printed: the time of each job and the ratios extract / plain+data (the like-for-like one) and
 extract / plain; the peak memory of extract at N and 10·N clips and its ratio; tl-style against extract
 in time and in peak memory.
 
-Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 32] [--batch 8]
+Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 16] [--batch 8] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
     import torch
 
     from toto_lens import load_checkpoint
-    from toto_lens.extract import extract
     from toto_lens.data import Layout, open_source
+    from toto_lens.extract import extract
     from toto_lens.tokenizers import tokenizer_from_spec
 
     if mode == "extract":
@@ -71,7 +72,9 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
     layout = Layout(source[0].num_frames, *tok.grid)
 
     def tokens(start):
-        return torch.as_tensor(layout.encode_clips([source[i] for i in range(start, min(start + batch, clips))], tok))
+        return torch.as_tensor(
+            layout.encode_clips([source[i] for i in range(start, min(start + batch, clips))], tok)
+        )
 
     starts = range(0, clips, batch)
     if mode == "plain":
@@ -125,7 +128,8 @@ def run(mode: str, ckpt: Path, clips: int, batch: int, out: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="toto-small")
-    p.add_argument("--clips", type=int, default=32)
+    p.add_argument("--clips", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--child")
     p.add_argument("--ckpt")
@@ -138,15 +142,24 @@ def main() -> None:
         tmp = Path(tmp)
         ckpt = make_checkpoint(tmp, a.model)
         print(f"{a.model}, {a.clips} clips of 1026 tokens, batch {a.batch}, threads {os.cpu_count()}")
-        r = {m: run(m, ckpt, a.clips, a.batch, tmp / f"{m}.zarr") for m in ("plain", "plain+data", "extract", "tl-style")}
+        r: dict[str, dict] = {}
+        for _ in range(a.rounds):
+            for m in ("plain", "plain+data", "extract", "tl-style"):
+                new = run(m, ckpt, a.clips, a.batch, tmp / f"{m}.zarr")
+                if m not in r or new["seconds"] < r[m]["seconds"]:
+                    r[m] = new
         big = run("extract", ckpt, 10 * a.clips, a.batch, tmp / "big.zarr")
     print(f"{'job':<12}{'seconds':>9}{'peak MB':>10}")
     for m, v in r.items():
         print(f"{m:<12}{v['seconds']:>9.2f}{v['peak_mb']:>10.0f}")
     print(f"{'extract ×10':<12}{big['seconds']:>9.2f}{big['peak_mb']:>10.0f}")
-    print(f"extract / plain+data time: {r['extract']['seconds'] / r['plain+data']['seconds']:.3f}×  (target ≤ 1.15)")
+    print(
+        f"extract / plain+data time: {r['extract']['seconds'] / r['plain+data']['seconds']:.3f}×  (target ≤ 1.15)"
+    )
     print(f"extract / plain time:      {r['extract']['seconds'] / r['plain']['seconds']:.3f}×")
-    print(f"peak memory, {10 * a.clips} vs {a.clips} clips: {big['peak_mb'] / r['extract']['peak_mb']:.3f}×  (target ≤ 1.2)")
+    print(
+        f"peak memory, {10 * a.clips} vs {a.clips} clips: {big['peak_mb'] / r['extract']['peak_mb']:.3f}×  (target ≤ 1.2)"
+    )
     print(f"tl-style / extract: time {r['tl-style']['seconds'] / r['extract']['seconds']:.2f}×, "
           f"peak memory {r['tl-style']['peak_mb'] / r['extract']['peak_mb']:.2f}× "
           f"(held {r['tl-style']['held_gb']:.2f} GB of residual streams)")  # fmt: skip

@@ -9,9 +9,8 @@ from extract_helpers import make_checkpoint
 from helpers import run_cli
 
 from toto_lens import load_checkpoint, open_cache
-from toto_lens.extract import extract
 from toto_lens.data import Layout, open_source
-from toto_lens.extract import CacheError, ExtractPlan
+from toto_lens.extract import CacheError, ExtractPlan, extract
 from toto_lens.extract.store import StoreLock
 from toto_lens.paths import cache_root
 from toto_lens.tokenizers import tokenizer_from_spec
@@ -73,7 +72,10 @@ def test_stored_values_equal_a_plain_forward_pass(store):
     # attention: block i is layer i + 1; the mass from frame qf to frame kf, by an explicit loop
     a = patterns[1][0, 1].numpy()  # clip 0, block 1 (layer 2), head 1
     q, k = layout.frame_slice(3), layout.frame_slice(2)
-    assert abs(float(ds.attn_frame.sel(clip=0, layer=2, head=1, qframe=3, kframe=2)) - a[q, k].sum(1).mean()) < 1e-5
+    assert (
+        abs(float(ds.attn_frame.sel(clip=0, layer=2, head=1, qframe=3, kframe=2)) - a[q, k].sum(1).mean())
+        < 1e-5
+    )
     assert ds.attn_frame.sel(layer=0).isnull().all(), "embeddings have no attention: layer 0 must read NaN"
     np.testing.assert_allclose(
         ds.attn_pattern.sel(layer=2).values[:2], patterns[1][:2].numpy(), atol=1e-3, err_msg="patterns"
@@ -84,7 +86,9 @@ def test_stored_values_equal_a_plain_forward_pass(store):
 def test_labels_coordinates_and_attributes(store):
     ds = open_cache(path=store)
     source = open_source("moving-digits", split="val", n_clips=CLIPS, seed=0)
-    assert list(ds.digit.values) == [source[i].digit for i in range(CLIPS)], "digit labels do not follow clips"
+    assert list(ds.digit.values) == [source[i].digit for i in range(CLIPS)], (
+        "digit labels do not follow clips"
+    )
     assert list(ds.motion.values) == [source[i].motion for i in range(CLIPS)]
     assert np.array_equal(ds.masks.values[3], source[3].masks), "masks are not the source's masks"
     assert list(ds.layer.values) == [0, 1, 2] and list(ds.depth.values) == [0, 0.5, 1]
@@ -104,7 +108,10 @@ def test_float16_storage_matches_at_float16_precision(tmp_path):
     assert ds.acts_pooled.dtype == np.float16 and list(ds.layer.values) == [2]
     _, _, _, states, _, _ = reference(4)
     np.testing.assert_allclose(
-        ds.acts_pooled.values[:, 0].astype(np.float32), states[:, -1, 1:-1].mean(1).numpy(), rtol=2e-3, atol=2e-3
+        ds.acts_pooled.values[:, 0].astype(np.float32),
+        states[:, -1, 1:-1].mean(1).numpy(),
+        rtol=2e-3,
+        atol=2e-3,
     )
 
 
@@ -170,7 +177,9 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     sizes = plan.sizes()
     assert sizes["acts_token"] == 2 * 3 * 1026 * 32 * 2, "token acts: 2 clips × 3 layers × 1026 × 32 × fp16"
     code, out, _ = run_cli(capsys, "extract", "--ckpt", "ex", "--dry-run", "--out", str(tmp_path / "d.zarr"))
-    assert code == 0 and "nothing written" in out and "acts_pooled" in out and not (tmp_path / "d.zarr").exists()
+    assert (
+        code == 0 and "nothing written" in out and "acts_pooled" in out and not (tmp_path / "d.zarr").exists()
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,12 +204,32 @@ def test_checkpoint_without_tokenizer_or_data_asks_for_them(capsys):
     code, _, err = run_cli(capsys, "extract", "--ckpt", "bare", "--clips", "2")
     assert code == 2 and "--tokenizer" in err, "an untrained checkpoint records no tokenizer: say --tokenizer"
     code, _, err = run_cli(capsys, "extract", "--ckpt", "bare", "--clips", "2", "--tokenizer", "kmeans-64")
-    assert code == 2 and "--data" in err, "an untrained checkpoint records no data: the message must say --data"
+    assert code == 2 and "--data" in err, (
+        "an untrained checkpoint records no data: the message must say --data"
+    )
     code, _, err = run_cli(
-        capsys, "extract", "--ckpt", "bare", "--clips", "2", "--tokenizer", "random-4096", "--data", "moving-digits"
+        capsys,
+        "extract",
+        "--ckpt",
+        "bare",
+        "--clips",
+        "2",
+        "--tokenizer",
+        "random-4096",
+        "--data",
+        "moving-digits",
     )
     assert code == 2 and "4096 codes" in err, "a tokenizer larger than the model's vocabulary must be refused"
     code, _, err = run_cli(
-        capsys, "extract", "--ckpt", "bare", "--clips", "2", "--tokenizer", "kmeans-64", "--data", "moving-digits"
+        capsys,
+        "extract",
+        "--ckpt",
+        "bare",
+        "--clips",
+        "2",
+        "--tokenizer",
+        "kmeans-64",
+        "--data",
+        "moving-digits",
     )
     assert code == 0, err

@@ -55,7 +55,9 @@ def test_sigkill_then_the_same_command_gives_the_uninterrupted_store(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "already there" in again.stdout, "the second run must continue, not start over"
     whole = tmp_path / "whole.zarr"
-    done_whole = subprocess.run([str(EXE), *args, "--out", str(whole)], env=env, capture_output=True, text=True)
+    done_whole = subprocess.run(
+        [str(EXE), *args, "--out", str(whole)], env=env, capture_output=True, text=True
+    )
     assert done_whole.returncode == 0, done_whole.stderr
     assert_same_store(whole, killed)
 

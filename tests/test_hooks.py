@@ -31,8 +31,12 @@ def test_captured_values_are_the_model_internals(model):
     torch.testing.assert_close(cache["hook_embed"], emb, msg="hook_embed is not the token embedding")
     torch.testing.assert_close(cache["blocks.0.hook_resid_post"], h, msg="resid_post is not block 0's output")
     post = F.silu(model.blocks[0].mlp.w1(mlp_in)) * model.blocks[0].mlp.w3(mlp_in)
-    torch.testing.assert_close(cache["blocks.0.mlp.hook_post"], post, msg="mlp.hook_post is not silu(gate)·up")
-    assert cache["blocks.1.attn.hook_z"].shape == (2, 10, 4, 8), "hook_z must be split into heads (B, T, H, hd)"
+    torch.testing.assert_close(
+        cache["blocks.0.mlp.hook_post"], post, msg="mlp.hook_post is not silu(gate)·up"
+    )
+    assert cache["blocks.1.attn.hook_z"].shape == (2, 10, 4, 8), (
+        "hook_z must be split into heads (B, T, H, hd)"
+    )
     pattern = cache["blocks.1.attn.hook_pattern"]
     assert pattern.shape == (2, 4, 10, 10) and torch.allclose(pattern.sum(-1), torch.ones(2, 4, 10))
     torch.testing.assert_close(model(x), logits, msg="capturing must not change the output")
@@ -41,7 +45,10 @@ def test_captured_values_are_the_model_internals(model):
 
 def test_hooks_are_gone_after_an_exception(model):
     before = hook_count(model)
-    with pytest.raises(RuntimeError, match="boom"), capture(model, ["blocks.*.attn.hook_pattern", "hook_embed"]):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        capture(model, ["blocks.*.attn.hook_pattern", "hook_embed"]),
+    ):
         assert hook_count(model) == before + 3
         raise RuntimeError("boom")
     assert hook_count(model) == before, "hooks left behind after an exception"
@@ -56,9 +63,11 @@ def test_callback_sees_every_layer_in_order_and_keeps_nothing(model):
 
 
 def test_unknown_hook_names_are_refused(model):
-    with pytest.raises(HookError, match="no hook point 'blocks.5.hook_resid_post'"):
-        with capture(model, ["blocks.5.hook_resid_post"]):
-            pass
+    with (
+        pytest.raises(HookError, match="no hook point 'blocks.5.hook_resid_post'"),
+        capture(model, ["blocks.5.hook_resid_post"]),
+    ):
+        pass
     assert hook_count(model) == 0
     assert len(hook_points(model)) == 2 + 15 * len(model.blocks)
 

@@ -41,7 +41,9 @@ def extract_cmd(
     out: Annotated[
         str | None, typer.Option(help="Store path (default cache/<ckpt>/<source>-<split>.zarr).")
     ] = None,
-    acts: Annotated[str, typer.Option(help="Activations: any of pooled,frame,token, or none.")] = "pooled,frame",
+    acts: Annotated[
+        str, typer.Option(help="Activations: any of pooled,frame,token, or none.")
+    ] = "pooled,frame",
     token_clips: Annotated[
         int | None, typer.Option(help="Per-token activations for the first N clips only (default all).")
     ] = None,

@@ -29,7 +29,22 @@ _EXPORTS = {
     "SCHEMA_VERSION": "toto_lens.extract.schema",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CacheError",
+    "ExtractError",
+    "ExtractPlan",
+    "ExtractResult",
+    "HookError",
+    "LayerSpecError",
+    "SCHEMA_VERSION",
+    "cache_path",
+    "capture",
+    "extract",
+    "hook_points",
+    "list_stores",
+    "open_cache",
+    "parse_layers",
+]
 
 if TYPE_CHECKING:
     from toto_lens.extract.extractor import ExtractPlan, ExtractResult, extract

@@ -167,7 +167,14 @@ def prepare(
         checkpoint={"name": ckpt.name, "path": str(ckpt.path), "sha256": ckpt.sha256},
         model_config=ckpt.config.to_dict(),
         tokenizer=tok.spec,
-        dataset={"name": dataset, "source": name, "split": split, "clips": n, "seed": seed, "spec": source.spec},
+        dataset={
+            "name": dataset,
+            "source": name,
+            "split": split,
+            "clips": n,
+            "seed": seed,
+            "spec": source.spec,
+        },
         layout={"frames": layout.frames, "rows": layout.rows, "cols": layout.cols, "length": layout.length},
         request=request.to_dict(),
         created=now(),
@@ -252,8 +259,6 @@ def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
     """Rank 0 creates or checks the store; the others wait and open it. An error on rank 0 stops all."""
     import torch
     import zarr
-
-    from toto_lens.train import dist
 
     failure: Exception | None = None
     group = None

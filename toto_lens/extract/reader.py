@@ -71,7 +71,9 @@ def open_cache(
         path = cache_path(ckpt, dataset)
     path = Path(path)
     if not (path / "zarr.json").is_file():
-        raise CacheError(f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`")
+        raise CacheError(
+            f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`"
+        )
     try:
         ds = xr.open_zarr(path, consolidated=False)
     except Exception as e:  # a damaged store: one line, not a zarr traceback

@@ -24,9 +24,9 @@ _DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 def hook_names(request: ExtractRequest) -> dict[str, int]:
     """Hook name → layer number for the residual stream and, when asked, the attention patterns."""
-    names = {("hook_embed" if l == 0 else f"blocks.{l - 1}.hook_resid_post"): l for l in request.layers}
+    names = {("hook_embed" if n == 0 else f"blocks.{n - 1}.hook_resid_post"): n for n in request.layers}
     if request.attn:
-        names.update({f"blocks.{l - 1}.attn.hook_pattern": l for l in request.layers if l > 0})
+        names.update({f"blocks.{n - 1}.attn.hook_pattern": n for n in request.layers if n > 0})
     return names
 
 
@@ -59,7 +59,7 @@ def run_batch(
     token_rows / pattern_rows: how many leading clips of the batch keep per-token activations / patterns.
     """
     names = hook_names(request)
-    position = {l: i for i, l in enumerate(request.layers)}
+    position = {layer: i for i, layer in enumerate(request.layers)}
     out_dtype = _DTYPES[request.dtype]
     parts: dict[str, dict[int, Any]] = {k: {} for k in ("pooled", "frame", "token", "attn_frame", "pattern")}
 
@@ -88,7 +88,7 @@ def run_batch(
     result = {"tokens": tokens.cpu().numpy().astype(np.int32), "loss": loss.numpy()}
     for key, var in (("pooled", "acts_pooled"), ("frame", "acts_frame"), ("token", "acts_token")):
         if parts[key]:
-            result[var] = torch.stack([parts[key][l] for l in request.layers], 1).numpy()
+            result[var] = torch.stack([parts[key][layer] for layer in request.layers], 1).numpy()
     for key, var in (("attn_frame", "attn_frame"), ("pattern", "attn_pattern")):
         if parts[key]:
             result[var] = _with_layer0(parts[key], request.layers, position)

@@ -108,7 +108,9 @@ def open_or_create(
             group = zarr.open_group(str(path), mode="r+")
             old = dict(group.attrs)
         except Exception as e:  # an unreadable store: say so instead of a zarr traceback
-            raise ExtractError(f"{path} is not a readable zarr store ({e}); pass --overwrite to replace it") from None
+            raise ExtractError(
+                f"{path} is not a readable zarr store ({e}); pass --overwrite to replace it"
+            ) from None
         if old.get("arrays_ready"):
             if identity(old) != identity(attrs):
                 raise ExtractError(
@@ -128,7 +130,10 @@ def open_or_create(
             dtype=spec.dtype,
             fill_value=spec.fill,
             dimension_names=spec.dims,
-            attributes={**spec.attrs, **({"coordinates": " ".join(spec.coordinates)} if spec.coordinates else {})},
+            attributes={
+                **spec.attrs,
+                **({"coordinates": " ".join(spec.coordinates)} if spec.coordinates else {}),
+            },
         )
     return group, False
 
