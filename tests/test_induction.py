@@ -1,0 +1,225 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from helpers import run_cli
+
+from toto_lens.analysis import AnalysisError
+from toto_lens.analysis.induction import (
+    SCORES,
+    induction_across_checkpoints,
+    induction_detector_score,
+    induction_mask,
+    induction_scores,
+    prefix_matching_score,
+    prefix_matching_targets,
+    previous_frame_score,
+    previous_row_score,
+    repeated_clip_period,
+    stack_checkpoints,
+)
+from toto_lens.checkpoints import save_checkpoint
+from toto_lens.data.layout import Layout
+from toto_lens.figures import FigureError
+from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
+from toto_lens.model import Toto
+
+
+def uniform_causal(T: int, heads: int = 1) -> np.ndarray:
+    """A[i, j] = 1 / (i + 1) for j ≤ i: every query spreads evenly over what it may see."""
+    return np.broadcast_to(np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None], (heads, T, T)).copy()
+
+
+def pointing(T: int, targets: dict[int, int]) -> np.ndarray:
+    """One-hot rows: query q attends to targets[q], every other query to itself."""
+    a = np.eye(T)
+    for q, k in targets.items():
+        a[q] = 0
+        a[q, k] = 1
+    return a
+
+
+def test_prefix_matching_is_one_on_the_induction_target_and_zero_one_token_off():
+    n = 5
+    T = 2 * n + 1
+    second = range(n + 1, 2 * n + 1)
+    induction = pointing(T, {i: i - n + 1 for i in second})  # the token after the previous occurrence
+    duplicate = pointing(T, {i: i - n for i in second})  # the previous occurrence itself
+    scores = prefix_matching_score(np.stack([induction, duplicate, np.eye(T)]), n)
+    np.testing.assert_allclose(scores, [1.0, 0.0, 0.0], err_msg="wrong diagonal offset for [start; r; r]")
+
+
+def test_prefix_matching_of_a_uniform_causal_pattern_is_the_analytic_mean():
+    n = 7
+    expected = np.mean([1 / (i + 1) for i in range(n + 1, 2 * n + 1)])
+    got = prefix_matching_score(uniform_causal(2 * n + 1, heads=3)[None], n)  # (batch 1, heads 3)
+    assert got.shape == (1, 3), "leading dims (batch, head) should be kept"
+    np.testing.assert_allclose(got, expected, err_msg="only the n second-copy queries should count")
+
+
+def test_prefix_matching_refuses_a_pattern_of_the_wrong_length():
+    with pytest.raises(AnalysisError, match="T = 11"):
+        prefix_matching_score(np.eye(12), 5)
+    with pytest.raises(AnalysisError, match="n ≥ 2"):
+        prefix_matching_targets(1)
+
+
+def test_previous_frame_and_row_offsets_on_exact_and_uniform_patterns():
+    layout = Layout(3, 2, 3)  # 6 tokens per frame, length 20
+    T = layout.length
+    f, r = layout.frame_of_position, layout.row_of_position
+    frame_q = [q for q in range(T) if f[q] >= 1]
+    row_q = [q for q in range(T) if r[q] >= 1]
+    exact_frame = pointing(T, {q: q - 6 for q in frame_q})
+    exact_row = pointing(T, {q: q - 3 for q in row_q})
+    assert previous_frame_score(exact_frame, layout) == pytest.approx(1.0), "offset should be −R·C"
+    assert previous_row_score(exact_row, layout) == pytest.approx(1.0), "offset should be −C"
+    assert previous_frame_score(exact_row, layout) == pytest.approx(0.0), "a row head is no frame head"
+    uniform = uniform_causal(T)
+    assert previous_frame_score(uniform, layout)[0] == pytest.approx(np.mean([1 / (q + 1) for q in frame_q]))
+    assert previous_row_score(uniform, layout)[0] == pytest.approx(np.mean([1 / (q + 1) for q in row_q]))
+    # A pattern cut by the context keeps only the queries it holds.
+    cut = previous_frame_score(uniform[:, :12, :12], layout)[0]
+    assert cut == pytest.approx(np.mean([1 / (q + 1) for q in frame_q if q < 12]))
+
+
+def test_detector_form_agrees_with_the_prefix_targets_on_distinct_tokens():
+    n = 6
+    tokens = np.concatenate([[1], np.arange(10, 10 + n), np.arange(10, 10 + n)])
+    rows, cols = np.nonzero(induction_mask(tokens))
+    q, k = prefix_matching_targets(n)
+    assert set(zip(rows, cols, strict=True)) == set(zip(q, k, strict=True)), "mask and targets disagree"
+    exact = pointing(2 * n + 1, dict(zip(q, k, strict=True)))
+    # Σ A·M / Σ A: n rows hit their target, and all 2n + 1 rows sum to one.
+    assert induction_detector_score(exact[None], tokens)[0] == pytest.approx(n / (2 * n + 1))
+
+
+def test_repeated_clip_keeps_whole_frames_that_fit_twice():
+    layout = Layout(4, 2, 3)  # 6 tokens per frame
+    assert repeated_clip_period(layout, 64) == (4, 24), "the whole clip fits twice in 49 tokens"
+    assert repeated_clip_period(layout, 30) == (2, 12), "2·2·6 + 1 = 25 ≤ 30 < 2·3·6 + 1"
+    assert repeated_clip_period(layout, 10) == (0, 4), "not one frame fits twice: a partial frame"
+
+
+@pytest.fixture
+def model(tiny_config):
+    return Toto(tiny_config).eval()
+
+
+def test_runner_on_a_tiny_model_matches_the_pure_scores(model, tiny_config):
+    fed = []
+    handle = model.tok_embeddings.register_forward_pre_hook(lambda m, args: fed.append(args[0].clone()))
+    ds = induction_scores(model, n=10, batch=3, seed=0)
+    handle.remove()
+    assert ds["prefix_matching"].dims == ("layer", "head") and ds["layer"].values.tolist() == [1, 2]
+    assert ds.sizes["head"] == tiny_config.n_heads
+    seq = fed[0]
+    assert (seq[:, 0] == tiny_config.video_start_id).all(), (
+        "the sequence should start with the video start id"
+    )
+    r = seq[:, 1:]
+    assert r.min() >= tiny_config.code_offset and r.max() < tiny_config.vocab_size, "r must be visual ids"
+    assert torch.equal(r[:, :10], r[:, 10:]), "the second copy should repeat the first"
+    with torch.no_grad():
+        _, patterns = model(seq, return_patterns=True)
+    for block, pattern in enumerate(patterns):
+        np.testing.assert_allclose(
+            ds["prefix_matching"].sel(layer=block + 1).values,
+            prefix_matching_score(pattern.numpy(), 10).mean(axis=0),
+            atol=1e-6,
+            err_msg="block i should be layer i + 1, and the hook's reduction should equal the pure score",
+        )
+    for key in ("prefix_matching", "induction_detector"):
+        assert ((ds[key] >= 0) & (ds[key] <= 1)).all(), f"{key} is attention mass, so in [0, 1]"
+    assert np.isnan(ds["previous_frame"]).all() and ds.attrs["clips"] == 0, "no clips: video scores NaN"
+    assert 0 < float(ds["first_copy_loss"]) < 10 and 0 < float(ds["second_copy_loss"]) < 10
+    assert all(b.attn.impl == "sdpa" for b in model.blocks), "the runner should restore the attention path"
+    assert not any(b.attn.hook_pattern._forward_hooks for b in model.blocks), "hooks should be removed"
+
+
+def test_runner_scores_real_clips_and_cuts_them_to_the_context(tiny_config):
+    layout = Layout(4, 2, 3)
+    clips = layout.pack(np.random.default_rng(0).integers(0, 30, (2, 4, 2, 3)))
+    small = Toto(tiny_config.replace(context_length=20)).eval()  # clip length 26 > 20
+    ds = induction_scores(small, n=4, batch=2, clips_tokens=clips, layout=layout)
+    for key in SCORES:
+        assert np.isfinite(ds[key]).all() and ((ds[key] >= 0) & (ds[key] <= 1)).all(), key
+    assert ds.attrs["repeated_clip_frames"] == 1 and ds.attrs["repeated_clip_period"] == 6, (
+        "1 frame fits twice"
+    )
+    tokens = xr.DataArray(clips, dims=("clip", "position")).assign_coords(
+        pos_frame=("position", layout.frame_of_position),
+        row=("position", layout.row_of_position),
+        col=("position", layout.col_of_position),
+    )
+    inferred = induction_scores(small, n=4, batch=2, clips_tokens=tokens)
+    xr.testing.assert_allclose(ds, inferred)  # the layout read from the coordinates is the same one
+    with pytest.raises(AnalysisError, match="n ≤ 9"):
+        induction_scores(small, n=12)
+
+
+def test_across_checkpoints_stacks_by_step_and_outer_joins_depth(tiny_config):
+    save_checkpoint(Toto(tiny_config), "early", training={"step": 10})
+    save_checkpoint(Toto(tiny_config.replace(n_layers=3)), "late", training={"step": 200})
+    stacked = induction_across_checkpoints(["early", "late"], n=6, batch=2)
+    assert stacked["checkpoint"].values.tolist() == ["early", "late"]
+    assert stacked["step"].values.tolist() == [10.0, 200.0], "step comes from the training metadata"
+    assert (
+        stacked.sizes["layer"] == 3
+        and np.isnan(stacked["prefix_matching"].sel(checkpoint="early", layer=3)).all()
+    )
+    np.testing.assert_allclose(stacked["depth"].sel(checkpoint="late").values, [1 / 3, 2 / 3, 1])
+    with pytest.raises(AnalysisError, match="must differ"):
+        stack_checkpoints([stacked.isel(checkpoint=0), stacked.isel(checkpoint=0)])
+
+
+def fake_scores(value_at: tuple[int, int], name: str, step: int) -> xr.Dataset:
+    layers, heads = np.arange(1, 4), np.arange(4)
+    data = {k: (("layer", "head"), np.full((3, 4), 0.1)) for k in SCORES}
+    data["prefix_matching"][1][value_at] = 0.9
+    data["first_copy_loss"], data["second_copy_loss"] = ((), 3.0), ((), 1.0)
+    return xr.Dataset(data, coords={"layer": layers, "head": heads}, attrs={"checkpoint": name, "step": step})
+
+
+def test_heatmap_marks_heads_above_threshold_and_emergence_needs_checkpoints():
+    one = fake_scores((1, 2), "a", 5)
+    fig = induction_heatmap_figure(one)
+    marks = [t for t in fig.data if t.type == "scatter" and len(t.x)]
+    assert len(marks) == 1 and list(marks[0].x) == [2] and list(marks[0].y) == [2], "head 2 of layer 2 > 0.4"
+    with pytest.raises(FigureError, match="several checkpoints"):
+        induction_emergence_figure(one)
+    stacked = stack_checkpoints([one, fake_scores((0, 0), "b", 50)])
+    emergence = induction_emergence_figure(stacked)
+    best = next(t for t in emergence.data if t.name.startswith("prefix"))
+    assert list(best.x) == [5, 50] and best.y[0] == pytest.approx(0.9), "x should be the training step"
+    assert induction_heatmap_figure(stacked).layout.title.text.startswith("Head scores of b")
+
+
+def test_cli_writes_heatmap_and_scores_and_notes_the_missing_cache(capsys, tmp_path, tiny_config):
+    import toto_lens.cli.analyses  # noqa: F401  registers the commands (the integrator adds it to cli/__init__)
+
+    save_checkpoint(Toto(tiny_config), "tiny", training={"step": 3})
+    code, out, err = run_cli(
+        capsys, "induction", "--ckpt", "tiny", "--n", "8", "--out", str(tmp_path / "i.html")
+    )
+    assert code == 0, err
+    assert "note: no cache for tiny" in out, "without a cache the clip scores are skipped, and said so"
+    assert "prefix matching" in out and (tmp_path / "i.html").is_file()
+    data = json.loads((tmp_path / "i.data.json").read_text())
+    assert data["attrs"]["n"] == 8 and "prefix_matching" in data["data_vars"], (
+        "scores written beside the figure"
+    )
+
+
+def test_frame_induction_targets_are_the_previous_frame_copy_source():
+    """The query predicting (f, r, c) sits at t − 1 and must look at (f − 1, r, c): offset −(R·C − 1)."""
+    from toto_lens.analysis.induction import frame_induction_targets
+
+    layout = Layout(3, 2, 2)
+    q, k = frame_induction_targets(layout)
+    t = q + 1
+    assert [layout.locate(int(p)) for p in t[:2]] == [(1, 0, 0), (1, 0, 1)]
+    assert [layout.locate(int(p)) for p in k[:2]] == [(0, 0, 0), (0, 0, 1)], "keys must be one frame earlier"
+    assert np.all(q - k == layout.tokens_per_frame - 1)
