@@ -33,3 +33,24 @@ def tiny_config() -> ModelConfig:
 @pytest.fixture(params=[None, 2], ids=["mha", "gqa"])
 def any_config(request, tiny_config) -> ModelConfig:
     return tiny_config.replace(n_kv_heads=request.param)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, _shared_derived):
+    """The model `make demo` trains (the defaults), trained once per session, and its extracted cache.
+
+    Returns (checkpoint folder, cache store). Slow (about 6 minutes on 2 cores): only `slow` tests use it.
+    """
+    from toto_lens.extract import extract
+    from toto_lens.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("demo-cache")
+    for sub in ("tokenizers", "tokens"):
+        (root / sub).symlink_to(_shared_derived / sub)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TOTO_LENS_CACHE", str(root))
+        torch.manual_seed(0)
+        result = train(TrainConfig(), "demo")
+        store = root / "demo" / "moving-digits-val.zarr"
+        extract(result.path, acts=("pooled", "frame", "token"), out=store)
+    return result, store

@@ -2,12 +2,10 @@
 
 import pytest
 
-from toto_lens.train import TrainConfig, train
-
 
 @pytest.mark.slow
-def test_default_model_beats_unigram_and_finds_video_redundancy():
-    result = train(TrainConfig(), "demo")  # exactly the defaults `toto-lens train --name demo` uses
+def test_default_model_beats_unigram_and_finds_video_redundancy(demo_run):
+    result, _ = demo_run  # exactly the defaults `toto-lens train --name demo` uses
     m = result.metrics
     assert result.complete
     # A context-free model pays the unigram entropy; ours must use context for far less.

@@ -1,7 +1,8 @@
 """Analyses: pure functions from token ids or the activation cache to `xarray` results.
 
-They sit above extraction and below figures (DESIGN.md): nothing here imports torch, zarr or plotly, so
-an analysis runs wherever numpy and xarray do, and figures turn its results into plots.
+They sit above extraction and below figures (DESIGN.md): nothing here imports zarr or plotly, and torch
+is imported only inside the functions that fit probes (`probing.probe_layers`), so an analysis runs
+wherever numpy and xarray do, and figures turn its results into plots.
 Public names are imported on first use (PEP 562), so importing the package costs nothing.
 """
 
@@ -22,12 +23,48 @@ _EXPORTS = {
     "decode_ngram_keys": "toto_lens.analysis.ngrams",
     "ngram_stats": "toto_lens.analysis.ngrams",
     "compare_ngram_stats": "toto_lens.analysis.ngrams",
+    "probe_layers": "toto_lens.analysis.probing",
+    "summarise_probes": "toto_lens.analysis.probing",
+    "best_probe_layer": "toto_lens.analysis.probing",
+    "loss_redundancy": "toto_lens.analysis.redundancy",
+    "loss_by_position": "toto_lens.analysis.redundancy",
+    "loss_by_frame": "toto_lens.analysis.redundancy",
+    "copy_accuracy": "toto_lens.analysis.redundancy",
+    "predictor_losses": "toto_lens.analysis.redundancy",
+    "induction_scores": "toto_lens.analysis.induction",
+    "induction_across_checkpoints": "toto_lens.analysis.induction",
+    "stack_checkpoints": "toto_lens.analysis.induction",
+    "prefix_matching_score": "toto_lens.analysis.induction",
+    "previous_frame_score": "toto_lens.analysis.induction",
+    "previous_row_score": "toto_lens.analysis.induction",
+    "induction_detector_score": "toto_lens.analysis.induction",
 }
 
 __all__ = ["AnalysisError", "compare_ngram_stats", "decode_ngram_keys", "ngram_counts", "ngram_stats"]
+__all__ += ["best_probe_layer", "probe_layers", "summarise_probes"]
+__all__ += ["copy_accuracy", "loss_by_frame", "loss_by_position", "loss_redundancy", "predictor_losses"]
+__all__ += ["induction_across_checkpoints", "induction_detector_score", "induction_scores"]
+__all__ += ["prefix_matching_score", "previous_frame_score", "previous_row_score", "stack_checkpoints"]
 
 if TYPE_CHECKING:
+    from toto_lens.analysis.induction import (
+        induction_across_checkpoints,
+        induction_detector_score,
+        induction_scores,
+        prefix_matching_score,
+        previous_frame_score,
+        previous_row_score,
+        stack_checkpoints,
+    )
     from toto_lens.analysis.ngrams import compare_ngram_stats, decode_ngram_keys, ngram_counts, ngram_stats
+    from toto_lens.analysis.probing import best_probe_layer, probe_layers, summarise_probes
+    from toto_lens.analysis.redundancy import (
+        copy_accuracy,
+        loss_by_frame,
+        loss_by_position,
+        loss_redundancy,
+        predictor_losses,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

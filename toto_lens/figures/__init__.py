@@ -25,12 +25,21 @@ SUFFIXES = (".html", ".json")
 _EXPORTS = {
     "ngram_rank_figure": "toto_lens.figures.ngrams",
     "ngram_summary_figure": "toto_lens.figures.ngrams",
+    "probing_figure": "toto_lens.figures.probing",
+    "redundancy_figure": "toto_lens.figures.redundancy",
+    "induction_heatmap_figure": "toto_lens.figures.induction",
+    "induction_emergence_figure": "toto_lens.figures.induction",
 }
 
 __all__ = ["SUFFIXES", "FigureError", "ngram_rank_figure", "ngram_summary_figure", "write_figure"]
+__all__ += ["probing_figure"]
+__all__ += ["induction_emergence_figure", "induction_heatmap_figure", "redundancy_figure"]
 
 if TYPE_CHECKING:
+    from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
     from toto_lens.figures.ngrams import ngram_rank_figure, ngram_summary_figure
+    from toto_lens.figures.probing import probing_figure
+    from toto_lens.figures.redundancy import redundancy_figure
 
 
 def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
