@@ -207,29 +207,8 @@ def test_checkpoint_without_tokenizer_or_data_asks_for_them(capsys):
     assert code == 2 and "--data" in err, (
         "an untrained checkpoint records no data: the message must say --data"
     )
-    code, _, err = run_cli(
-        capsys,
-        "extract",
-        "--ckpt",
-        "bare",
-        "--clips",
-        "2",
-        "--tokenizer",
-        "random-4096",
-        "--data",
-        "moving-digits",
-    )
+    bare = ["extract", "--ckpt", "bare", "--clips", "2", "--data", "moving-digits"]
+    code, _, err = run_cli(capsys, *bare, "--tokenizer", "random-4096")
     assert code == 2 and "4096 codes" in err, "a tokenizer larger than the model's vocabulary must be refused"
-    code, _, err = run_cli(
-        capsys,
-        "extract",
-        "--ckpt",
-        "bare",
-        "--clips",
-        "2",
-        "--tokenizer",
-        "kmeans-64",
-        "--data",
-        "moving-digits",
-    )
+    code, _, err = run_cli(capsys, *bare, "--tokenizer", "kmeans-64")
     assert code == 0, err

@@ -18,6 +18,20 @@ class AnalysisError(TotoLensError, ValueError):
     """Input an analysis cannot work on: wrong shape, dtype or range, said in one line."""
 
 
+def concat_outer(datasets: list, dim: str):
+    """Concatenate results along a new `dim`, keeping every coordinate value any of them has (outer join).
+
+    Every option is spelled out: xarray is changing several of these defaults, and the outer join is the
+    point (tokenizers of different vocabularies, models of different depth).
+    """
+    import xarray as xr
+
+    return xr.concat(
+        datasets, dim=dim, data_vars="all", coords="different", compat="equals", join="outer",
+        combine_attrs="drop",
+    )  # fmt: skip
+
+
 _EXPORTS = {
     "ngram_counts": "toto_lens.analysis.ngrams",
     "decode_ngram_keys": "toto_lens.analysis.ngrams",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from toto_lens.analysis import AnalysisError
+from toto_lens.analysis import AnalysisError, concat_outer
 from toto_lens.data.layout import Layout
 
 SCORES = (
@@ -368,15 +368,7 @@ def stack_checkpoints(results: Sequence[xr.Dataset]) -> xr.Dataset:
         for name, r in zip(names, results, strict=True)
     ]
     stacked = [r.assign_coords(n_layers=("checkpoint", [int(r.sizes["layer"])])) for r in stacked]
-    out = xr.concat(
-        stacked,
-        dim="checkpoint",
-        data_vars="all",
-        coords="different",
-        compat="equals",
-        join="outer",
-        combine_attrs="drop",
-    )
+    out = concat_outer(stacked, "checkpoint")
     out = out.assign_coords(depth=(out["layer"] / out["n_layers"]).transpose("checkpoint", "layer"))
     keep = ("n", "batch", "seed")
     out.attrs = {k: results[0].attrs[k] for k in keep if k in results[0].attrs}

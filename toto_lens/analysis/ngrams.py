@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from toto_lens.analysis import AnalysisError
+from toto_lens.analysis import AnalysisError, concat_outer
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
 # A dense count table wins over sorting (np.unique) by 10-50x while it stays small next to the keys
@@ -209,15 +209,6 @@ def compare_ngram_stats(stats: Sequence[xr.Dataset]) -> xr.Dataset:
         )
         for label, ds in zip(names, stats, strict=True)
     ]
-    # Every option spelled out: xarray is changing several of these defaults, and outer join is the point.
-    out = xr.concat(
-        stacked,
-        dim="tokenizer",
-        data_vars="all",
-        coords="different",
-        compat="equals",
-        join="outer",
-        combine_attrs="drop",
-    )
+    out = concat_outer(stacked, "tokenizer")
     out.attrs = {"tokenizers": names}
     return out

@@ -18,6 +18,7 @@ loads it only inside `probe_layers`.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,8 @@ def pick(inner: np.ndarray, grid: np.ndarray) -> np.ndarray:
     order = np.argsort(grid, kind="stable")[::-1]  # largest first, so argmax keeps the largest of ties
     return order[np.argmax(np.nan_to_num(inner[order], nan=-np.inf), axis=0)]
 
+
+SMALL_WORK = 1 << 24  # layers × λ × rows × features × classes below which one thread is faster
 
 # --- linear probes -----------------------------------------------------------------------------------
 
@@ -185,6 +188,27 @@ def fit_linear(
     max_iter: int = 500,
 ) -> LayerScores:
     """Linear probes of every layer at once. x: (layer, rows, d); y: (rows,) ints if classes else (rows, k)."""
+    with _threads_for(x.shape[0] * len(l2) * x.shape[1] * x.shape[2] * max(classes, 1)):
+        return _fit_linear(x, y, rows, classes=classes, l2=l2, tol=tol, max_iter=max_iter)
+
+
+@contextmanager
+def _threads_for(work: int):
+    """One intra-op thread for small problems: there each of the optimiser's many small tensor ops costs
+    more to hand out to threads than to compute (up to 2× slower with 2 threads at 5 layers × 64 features,
+    measured in benchmarks/bench_probing.py); large problems keep torch's setting."""
+    before = torch.get_num_threads()
+    if work < SMALL_WORK:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_linear(
+    x, y, rows: Rows, *, classes: int, l2: tuple[float, ...], tol: float, max_iter: int
+) -> LayerScores:
     xt = torch.as_tensor(x, dtype=torch.float32)
     train = torch.as_tensor(rows.train)
     var, mean = torch.var_mean(xt[:, train], 1, correction=0, keepdim=True)
