@@ -205,7 +205,7 @@ def test_cli_writes_heatmap_and_scores_and_notes_the_missing_cache(capsys, tmp_p
         capsys, "induction", "--ckpt", "tiny", "--n", "8", "--out", str(tmp_path / "i.html")
     )
     assert code == 0, err
-    assert "note: no cache for tiny" in out, "without a cache the clip scores are skipped, and said so"
+    assert "note: no cache (tiny" in out, "without a cache the clip scores are skipped, and said so"
     assert "prefix matching" in out and (tmp_path / "i.html").is_file()
     data = json.loads((tmp_path / "i.data.json").read_text())
     assert data["attrs"]["n"] == 8 and "prefix_matching" in data["data_vars"], (

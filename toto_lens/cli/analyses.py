@@ -128,19 +128,22 @@ def _cache_clips(name: str, dataset: str | None) -> tuple[Any, Any, str | None]:
     from toto_lens.analysis.induction import layout_of
     from toto_lens.analysis.redundancy import complete_clips
     from toto_lens.errors import TotoLensError
+    from toto_lens.extract import list_stores, open_cache
 
-    try:
-        from toto_lens.extract import open_cache
-    except ImportError:
-        return None, None, "this toto-lens has no extractor"
-    try:
-        ds = open_cache(name, dataset=dataset)
-    except (TotoLensError, FileNotFoundError) as e:
-        return None, None, str(e)
-    ds = complete_clips(ds)
-    if "kind" in ds.variables and (ds["kind"].values == 0).any():
-        ds = ds.isel(clip=ds["kind"].values == 0)  # previous-frame heads are a video question
-    return ds["tokens"], layout_of(ds), None
+    # without --dataset, any of the checkpoint's stores will do: the first that holds videos
+    names = [dataset] if dataset else (list_stores(name) or [None])
+    why = None
+    for candidate in names:
+        try:
+            ds = complete_clips(open_cache(name, dataset=candidate))
+        except TotoLensError as e:
+            why = str(e)
+            continue
+        videos = ds["kind"].values == 0
+        if videos.any():  # previous-frame heads are a video question
+            return ds["tokens"].isel(clip=videos), layout_of(ds), None
+        why = f"the cache {candidate} holds no video clips"
+    return None, None, why
 
 
 @app.command()
@@ -167,18 +170,27 @@ def induction(
     from toto_lens.figures import write_figure
     from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
 
-    results = []
-    for name in ckpt:
-        loaded = load_checkpoint(name)
-        clips, layout, why = _cache_clips(loaded.name, dataset)
-        if clips is None and not as_json:
-            console.print(
-                f"note: no cache for {loaded.name} ({why}); repeated-clip, previous-frame and previous-row "
-                "scores skipped"
-            )
-        results.append(
-            induction_scores(loaded, n=n, batch=batch, seed=seed, clips_tokens=clips, layout=layout)
+    # The video scores need real clips; checkpoints of one run share a tokenizer, so the first cache
+    # found serves every checkpoint (the clips are inputs, the same for all of them).
+    loaded = [load_checkpoint(name) for name in ckpt]
+    clips = layout = None
+    reasons = []
+    for one in loaded:
+        clips, layout, why = _cache_clips(one.name, dataset)
+        if clips is not None:
+            if len(loaded) > 1 and not as_json:
+                console.print(f"clips for the video scores: the cache of {one.name}, for every checkpoint")
+            break
+        reasons.append(f"{one.name}: {why}")
+    if clips is None and not as_json:
+        console.print(
+            f"note: no cache ({'; '.join(reasons)}); repeated-clip, frame-induction, previous-frame and "
+            "previous-row scores skipped"
         )
+    results = [
+        induction_scores(one, n=n, batch=batch, seed=seed, clips_tokens=clips, layout=layout)
+        for one in loaded
+    ]
     scores = stack_checkpoints(results) if len(results) > 1 else results[0]
     figures = [induction_heatmap_figure(scores, threshold=threshold)]
     if len(results) > 1:
