@@ -1,21 +1,23 @@
 """Linear probes of all layers batched in torch against a loop of scikit-learn fits, side by side in one run.
 
-Two sizes by default: 512 clips (359 train / 153 val) × 9 layers × 256 features (the demo model's
-scale), and × 13 layers × 768 features (toto-base's width and depth); 10 classes; features whose class
+Three sizes by default, 512 clips (359 train / 153 val) each: × 5 layers × 64 features (the demo
+model's cache), × 9 layers × 256 features (toto-small), × 13 layers × 768 features (toto-base); 10 classes;
+3 seeds (splits), fitted together as `probe_layers` does; features whose class
 signal grows with depth (noise at layer 0, clearly separable at the last layer), so a curve has easy,
 hard and hopeless layers as a real one does. Both sides do the same work with the same standardisation
 (train statistics) and the same splits:
 
 - grid: for each layer, each λ of the L2 grid fitted on the inner-train fold and scored on the inner-val
-  fold, the best refitted on all train clips, scored on val (`fit_linear`: one batched call; the loop:
-  layers × (grid + 1) `LogisticRegression` fits) — what `probe_layers` does;
+  fold, the best refitted on all train clips, scored on val (`fit_linear`: one batched call for every
+  seed and layer; the loop: seeds × layers × (grid + 1) `LogisticRegression` fits) — what
+  `probe_layers` does;
 - single λ: one fit per layer at one L2 strength, no selection (λ = 1e-2, sklearn C = 1/(λ·n_train)).
 
 Prints times, the ratio, and the difference in val accuracy per layer (in points) between the two at
 the same λ. With fewer features than train clips scikit-learn's L-BFGS converges in ~15-25 iterations
 and the loop is cheap; wider features (d > n_train) take it hundreds, and batching pays far more.
 
-Usage: python benchmarks/bench_probing.py [--clips 512] [--sizes 9x256,13x768] [--repeat 2]
+Usage: python benchmarks/bench_probing.py [--clips 512] [--sizes 5x64,9x256,13x768] [--seeds 3] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -66,14 +68,22 @@ def sklearn_loop(x, y, rows: Rows, grid) -> tuple[np.ndarray, np.ndarray]:
     return np.array(val), np.array(chosen)
 
 
-def compare(clips: int, layers: int, dim: int, classes: int, repeat: int) -> None:
+def splits(clips: int, y: np.ndarray, seeds: int) -> list[Rows]:
+    out = []
+    for seed in range(seeds):
+        train, val = split_clips(clips, seed=seed, strata=y)
+        inner_tr, inner_va = split_clips(len(train), seed=100 + seed, strata=y[train])
+        out.append(Rows(train, val, train[inner_tr], train[inner_va]))
+    return out
+
+
+def compare(clips: int, layers: int, dim: int, classes: int, repeat: int, seeds: int) -> None:
     x, y = features(clips, layers, dim, classes)
-    train, val = split_clips(clips, seed=0, strata=y)
-    inner_tr, inner_va = split_clips(len(train), seed=1, strata=y[train])
-    rows = Rows(train, val, train[inner_tr], train[inner_va])
+    rows = splits(clips, y, seeds)
     print(
-        f"{clips} clips ({len(train)} train / {len(val)} val) × {layers} layers × {dim} features, "
-        f"{classes} classes; best of {repeat}; load average {os.getloadavg()[0]:.1f} at start"
+        f"{clips} clips ({len(rows[0].train)} train / {len(rows[0].val)} val) × {layers} layers × {dim} "
+        f"features, {classes} classes, {seeds} seeds; best of {repeat}; load average "
+        f"{os.getloadavg()[0]:.1f} at start"
     )
     for name, grid in (
         ("L2 grid " + ",".join(f"{v:g}" for v in L2_GRID), L2_GRID),
@@ -84,23 +94,25 @@ def compare(clips: int, layers: int, dim: int, classes: int, repeat: int) -> Non
         for _ in range(repeat):
             t, ours = best_of(lambda grid=grid: fit_linear(x, y, rows, classes=classes, l2=grid), 1)
             t_ours = min(t_ours, t)
-            t, (base, base_lam) = best_of(lambda grid=grid: sklearn_loop(x, y, rows, grid), 1)
+            t, loops = best_of(lambda grid=grid: [sklearn_loop(x, y, r, grid) for r in rows], 1)
             t_base = min(t_base, t)
+        base, base_lam = (np.stack(v) for v in zip(*loops, strict=True))  # (seed, layer)
         same = ours.chosen == base_lam
         diff = np.abs(ours.val - base)[same].max() * 100 if same.any() else float("nan")
         print(
             f"  {name}: batched {t_ours:.3f} s, sklearn loop {t_base:.3f} s → {t_base / t_ours:.1f}× faster; "
-            f"val accuracy differs by ≤ {diff:.1f} points on the {same.sum()}/{len(same)} layers where both "
-            f"chose the same λ (mean |difference| over all layers {np.abs(ours.val - base).mean() * 100:.1f})"
+            f"val accuracy differs by ≤ {diff:.1f} points on the {same.sum()}/{same.size} (seed, layer) "
+            f"probes where both chose the same λ (mean |difference| {np.abs(ours.val - base).mean() * 100:.1f})"
         )
-        print("    batched val:", np.round(ours.val, 3).tolist())
-        print("    sklearn val:", np.round(base, 3).tolist())
+        print("    batched val, mean over seeds:", np.round(ours.val.mean(0), 3).tolist())
+        print("    sklearn val, mean over seeds:", np.round(base.mean(0), 3).tolist())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=512)
-    parser.add_argument("--sizes", default="9x256,13x768", help="layers x features, comma-separated")
+    parser.add_argument("--sizes", default="5x64,9x256,13x768", help="layers x features, comma-separated")
+    parser.add_argument("--seeds", type=int, default=3, help="splits fitted together, as probe_layers does")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
@@ -108,7 +120,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, torch {torch.get_num_threads()} threads")
     for size in args.sizes.split(","):
         layers, dim = (int(v) for v in size.split("x"))
-        compare(args.clips, layers, dim, args.classes, args.repeat)
+        compare(args.clips, layers, dim, args.classes, args.repeat, args.seeds)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ def _train(x, target, idx, lr: torch.Tensor, cfg, mlp, classes, mean, std, seed)
 def _evaluate(params, x, target, idx, classes, mean, std, chunk: int = 128) -> torch.Tensor:
     """Scores (grid, layer) on rows idx."""
     outs = [_forward(params, _batch(x, idx[i : i + chunk]), mean, std) for i in range(0, len(idx), chunk)]
-    return scores(torch.cat(outs, 2), target[idx], classes)
+    out = torch.cat(outs, 2)  # (grid, layer, rows, out)
+    return scores(out, target[idx].expand(out.shape[0], *target[idx].shape), classes)
 
 
 def fit_attention(

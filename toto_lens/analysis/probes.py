@@ -18,6 +18,7 @@ loads it only inside `probe_layers`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -45,12 +46,13 @@ class LayerScores:
 
 
 def scores(out: torch.Tensor, y: torch.Tensor, classes: int) -> torch.Tensor:
-    """Accuracy (classes > 0) or R² averaged over outputs, of outputs (..., rows, out) against y."""
+    """Accuracy (classes > 0) or R² averaged over outputs, of outputs (problem, grid, rows, out) against
+    y (problem, rows) for classes, (problem, rows, k) for regression."""
     if classes:
-        return (out.argmax(-1) == y).float().mean(-1)
-    resid = ((y - out) ** 2).sum(-2)
-    total = ((y - y.mean(0)) ** 2).sum(0).clamp_min(1e-12)
-    return (1 - resid / total).mean(-1)
+        return (out.argmax(-1) == y[:, None]).float().mean(-1)
+    resid = ((y[:, None] - out) ** 2).sum(-2)  # (problem, grid, k)
+    total = ((y - y.mean(1, keepdim=True)) ** 2).sum(1).clamp_min(1e-12)  # (problem, k)
+    return (1 - resid / total[:, None]).mean(-1)
 
 
 def pick(inner: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -129,12 +131,12 @@ def _lbfgs(fg, w: torch.Tensor, tol: float, max_iter: int, history: int = 10) ->
 def _logistic(z, y, lam, classes: int, w0: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
     """Weights (layer, grid, classes, d + 1) of multinomial logistic regressions, bias in the last column.
 
-    z: standardised features (layer, rows, d); y: (rows,) class indices; lam: (layer, grid).
+    z: standardised features (layer, rows, d); y: (layer, rows) class indices; lam: (layer, grid).
     """
     layers, rows, d = z.shape
     grid = lam.shape[1]
     zt = z.transpose(1, 2).contiguous()  # (layer, d, rows)
-    picked = y.view(1, 1, 1, rows).expand(layers, grid, 1, rows)
+    picked = y.view(layers, 1, 1, rows).expand(layers, grid, 1, rows)
     minus_one = torch.full(picked.shape, -1.0)
 
     def fg(w: torch.Tensor):
@@ -163,8 +165,10 @@ def _apply(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def _ridge(z: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """Weights (layer, grid, out, d + 1) of ridge regressions, intercept unpenalised (fit on centred data)."""
-    zm, ym = z.mean(1, keepdim=True), y.mean(0)
+    """Weights (layer, grid, out, d + 1) of ridge regressions, intercept unpenalised (fit on centred data).
+
+    z: (layer, rows, d); y: (layer, rows, out); lam: (layer, grid)."""
+    zm, ym = z.mean(1, keepdim=True), y.mean(1, keepdim=True)
     zc, yc = z - zm, y - ym
     rows = z.shape[1]
     gram = zc.transpose(1, 2) @ zc / rows  # (layer, d, d)
@@ -173,23 +177,37 @@ def _ridge(z: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     evals, evecs = torch.linalg.eigh(gram)
     proj = evecs.transpose(1, 2) @ cross  # (layer, d, out)
     weight = torch.einsum("lde,lge,leo->lgod", evecs, 1 / (evals[:, None, :] + lam[..., None]), proj)
-    bias = ym - torch.einsum("ld,lgod->lgo", zm[:, 0], weight)
+    bias = ym - torch.einsum("ld,lgod->lgo", zm[:, 0], weight)  # (layer, 1, out) - (layer, grid, out)
     return torch.cat([weight, bias[..., None]], -1)
 
 
 def fit_linear(
     x: np.ndarray,
     y: np.ndarray,
-    rows: Rows,
+    rows: Rows | Sequence[Rows],
     *,
     classes: int,
     l2: tuple[float, ...],
     tol: float = 1e-4,
     max_iter: int = 500,
 ) -> LayerScores:
-    """Linear probes of every layer at once. x: (layer, rows, d); y: (rows,) ints if classes else (rows, k)."""
-    with _threads_for(x.shape[0] * len(l2) * x.shape[1] * x.shape[2] * max(classes, 1)):
-        return _fit_linear(x, y, rows, classes=classes, l2=l2, tol=tol, max_iter=max_iter)
+    """Linear probes of every layer at once. x: (layer, rows, d); y: (rows,) ints if classes else (rows, k).
+
+    With a sequence of `Rows` (one split per seed) every (seed, layer, λ) problem is fitted in the same
+    batch, and the scores are (seed, layer); with one `Rows` they are (layer,). Splits of one task have
+    the same sizes for every seed (the stratified counts depend on the class counts only); splits that do
+    not are fitted one seed at a time.
+    """
+    many = not isinstance(rows, Rows)
+    splits = list(rows) if many else [rows]
+    sizes = {tuple(len(getattr(r, f)) for f in ("train", "val", "inner_train", "inner_val")) for r in splits}
+    if len(sizes) > 1:
+        parts = [fit_linear(x, y, r, classes=classes, l2=l2, tol=tol, max_iter=max_iter) for r in splits]
+        return LayerScores(*(np.stack([getattr(p, f) for p in parts]) for f in ("train", "val", "chosen")))
+    work = len(splits) * x.shape[0] * len(l2) * x.shape[1] * x.shape[2] * max(classes, 1)
+    with _threads_for(work):
+        out = _fit_linear(x, y, splits, classes=classes, l2=l2, tol=tol, max_iter=max_iter)
+    return out if many else LayerScores(out.train[0], out.val[0], out.chosen[0])
 
 
 @contextmanager
@@ -206,44 +224,56 @@ def _threads_for(work: int):
         torch.set_num_threads(before)
 
 
-def _fit_linear(
-    x, y, rows: Rows, *, classes: int, l2: tuple[float, ...], tol: float, max_iter: int
-) -> LayerScores:
+def _fit_linear(x, y, splits: list[Rows], *, classes: int, l2, tol: float, max_iter: int) -> LayerScores:
     xt = torch.as_tensor(x, dtype=torch.float32)
-    train = torch.as_tensor(rows.train)
-    var, mean = torch.var_mean(xt[:, train], 1, correction=0, keepdim=True)
-    z = (xt - mean) / (var.sqrt() + 1e-5)  # BatchNorm without affine, statistics of the train rows only
-    layers, _, d = z.shape
-    grid = np.asarray(l2, dtype=np.float64)
+    seeds, (layers, _, d) = len(splits), xt.shape
+    # BatchNorm without affine, with the statistics of each seed's own train rows
+    z = torch.stack([_standardise(xt, torch.as_tensor(r.train)) for r in splits])  # (seed, layer, rows, d)
     if classes:
         yt = torch.as_tensor(y, dtype=torch.int64)
-
-        def fit(idx, lam, w0):
-            return _logistic(z[:, idx], yt[idx], lam.float(), classes, w0, tol, max_iter)
-
         out = classes
     else:
         yt = torch.as_tensor(y, dtype=torch.float64).reshape(len(y), -1)
         z = z.double()  # the closed form solves d × d systems: float64 costs little and loses nothing
-
-        def fit(idx, lam, w0):
-            return _ridge(z[:, idx], yt[idx], lam)
-
         out = yt.shape[1]
-    chosen = np.zeros(layers, dtype=np.int64)
+
+    def take(field: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (seed·layer, m, d) and targets (seed·layer, m[, k]) of one split field."""
+        idx = torch.as_tensor(np.stack([getattr(r, field) for r in splits]))  # (seed, m)
+        zz = torch.stack([z[s][:, idx[s]] for s in range(seeds)]).flatten(0, 1)
+        yy = yt[idx]  # (seed, m[, k])
+        return zz, yy[:, None].expand(seeds, layers, *yy.shape[1:]).flatten(0, 1)
+
+    def fit(zz, yy, lam, w0):
+        if classes:
+            return _logistic(zz, yy, lam.float(), classes, w0, tol, max_iter)
+        return _ridge(zz, yy, lam)
+
+    grid = np.asarray(l2, dtype=np.float64)
+    problems = seeds * layers
+    chosen = np.zeros(problems, dtype=np.int64)
     if len(grid) > 1:
-        inner_tr, inner_va = torch.as_tensor(rows.inner_train), torch.as_tensor(rows.inner_val)
-        lam = torch.as_tensor(grid).expand(layers, -1)
-        w = fit(inner_tr, lam, torch.zeros(layers, len(grid), out, d + 1))
-        inner = scores(_apply(z[:, inner_va], w.to(z.dtype)), yt[inner_va], classes)  # (layer, grid)
+        (zi, yi), (zv, yv) = take("inner_train"), take("inner_val")
+        lam = torch.as_tensor(grid).expand(problems, -1)
+        w = fit(zi, yi, lam, torch.zeros(problems, len(grid), out, d + 1))
+        inner = scores(_apply(zv, w.to(zv.dtype)), yv, classes)  # (problem, grid)
         chosen = pick(inner.T.numpy(), grid)
     # The refit starts from zero, not from the inner fit: a weakly regularised problem has a flat
     # optimum, and a warm start lands elsewhere on it than a fresh fit (up to 4 val points apart).
-    lam = torch.as_tensor(grid[chosen])[:, None]  # (layer, 1)
-    w = fit(train, lam, torch.zeros(layers, 1, out, d + 1)).to(z.dtype)
-    val = torch.as_tensor(rows.val)
+    lam = torch.as_tensor(grid[chosen])[:, None]  # (problem, 1)
+    (zt, ytr), (zv, yv) = take("train"), take("val")
+    w = fit(zt, ytr, lam, torch.zeros(problems, 1, out, d + 1)).to(zt.dtype)
+
+    def per_seed(values: torch.Tensor) -> np.ndarray:
+        return values[:, 0].numpy().astype(np.float64).reshape(seeds, layers)
+
     return LayerScores(
-        train=scores(_apply(z[:, train], w), yt[train], classes)[:, 0].numpy().astype(np.float64),
-        val=scores(_apply(z[:, val], w), yt[val], classes)[:, 0].numpy().astype(np.float64),
-        chosen=grid[chosen],
+        train=per_seed(scores(_apply(zt, w), ytr, classes)),
+        val=per_seed(scores(_apply(zv, w), yv, classes)),
+        chosen=grid[chosen].reshape(seeds, layers),
     )
+
+
+def _standardise(x: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    var, mean = torch.var_mean(x[:, train], 1, correction=0, keepdim=True)
+    return (x - mean) / (var.sqrt() + 1e-5)

@@ -127,33 +127,44 @@ def probe_layers(
     chance = np.zeros(len(tasks))
     features = CacheFeatures(ds, layer_list)
     for ti, (task, rows) in enumerate(zip((TASKS[t] for t in tasks), labelled, strict=True)):
-        for si, seed in enumerate(seeds):
+        splits = []
+        for seed in seeds:
             rng = np.random.default_rng(seed)  # the outer split is split_clips(…, seed, …)'s
             tr, va = _split(rng, len(rows.clips), val_fraction, rows.strata)
             inner = _split(rng, len(tr), val_fraction, None if rows.strata is None else rows.strata[tr])
-            clips = (rows.clips[tr], rows.clips[va], rows.clips[tr][inner[0]], rows.clips[tr][inner[1]])
-            chance[ti] += chance_accuracy(rows, clips[0], clips[1]) / len(seeds)
-            for pi, probe in enumerate(probes):
-                if task.probes is not None and probe not in task.probes:
-                    continue
-                t0 = time.perf_counter()
-                x, row_of = features.get(PROBES[probe][task.per_frame], task.per_frame)
+            splits.append(
+                (rows.clips[tr], rows.clips[va], rows.clips[tr][inner[0]], rows.clips[tr][inner[1]])
+            )
+            chance[ti] += chance_accuracy(rows, splits[-1][0], splits[-1][1]) / len(seeds)
+        for pi, probe in enumerate(probes):
+            if task.probes is not None and probe not in task.probes:
+                continue
+            t0 = time.perf_counter()
+            x, row_of = features.get(PROBES[probe][task.per_frame], task.per_frame)
+            per_seed = []
+            for si, clips in enumerate(splits):
                 split, y, counts[:, ti, pi, si] = split_rows(
                     rows, row_of, clips, x.shape[1], task.name, probe
                 )
-                if probe == "linear":
-                    fit = fit_linear(x, y, split, classes=rows.classes, l2=tuple(l2))
-                else:
-                    mlp = probe == "attention-mlp"
-                    fit = fit_attention(x, y, split, classes=rows.classes, cfg=cfg, mlp=mlp, seed=seed)
-                fields = (fit.train, fit.val, fit.chosen)
-                for key, value in zip(("train_score", "val_score", "chosen"), fields, strict=True):
-                    out[key][ti, pi, :, si] = value
-                if progress is not None:
-                    took = time.perf_counter() - t0
-                    progress(
-                        f"{task.name} / {probe} / seed {seed}: best val {np.max(fit.val):.3f} ({took:.1f} s)"
-                    )
+                per_seed.append(split)
+            if probe == "linear":  # every seed and layer in one batch
+                fits = fit_linear(x, y, per_seed, classes=rows.classes, l2=tuple(l2))
+                fields = (fits.train, fits.val, fits.chosen)  # (seed, layer) each
+            else:
+                mlp = probe == "attention-mlp"
+                each = [
+                    fit_attention(x, y, split, classes=rows.classes, cfg=cfg, mlp=mlp, seed=seed)
+                    for split, seed in zip(per_seed, seeds, strict=True)
+                ]
+                fields = tuple(np.stack([getattr(f, k) for f in each]) for k in ("train", "val", "chosen"))
+            for key, value in zip(("train_score", "val_score", "chosen"), fields, strict=True):
+                out[key][ti, pi] = value.T  # (layer, seed)
+            if progress is not None:
+                best = np.max(fields[1].mean(0))
+                took = time.perf_counter() - t0
+                progress(
+                    f"{task.name} / {probe} / {len(seeds)} seeds: best mean val {best:.3f} ({took:.1f} s)"
+                )
     return _result(ds, tasks, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)
 
 
