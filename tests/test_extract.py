@@ -166,6 +166,11 @@ def test_default_store_location_and_open_cache_by_name(capsys):
     assert open_cache("ex").sizes["clip"] == 3 and open_cache("ex", "moving-digits-val").sizes["clip"] == 3
     with pytest.raises(CacheError, match="no cache 'nope'"):
         open_cache("ex", "nope")
+    assert run_cli(capsys, "extract", "--ckpt", "ex", "--clips", "2", "--data", "image-digits")[0] == 0
+    assert open_cache("ex").attrs["dataset"]["name"] == "moving-digits-val", (
+        "with several stores, the one `extract` writes by default must be chosen"
+    )
+    assert open_cache("ex", "image-digits-val").sizes["clip"] == 2
     with pytest.raises(CacheError, match="toto-lens extract --ckpt missing"):
         open_cache("missing")
 
