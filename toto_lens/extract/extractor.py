@@ -301,7 +301,7 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
         while (item := work.get()) is not None:
             if errors:
                 continue  # drain after a failure so the producer never blocks
-            b, start, stop, arrays = item
+            start, stop, arrays = item
             try:
                 for name, values in arrays.items():  # acts_token / attn_pattern may cover fewer clips
                     group[name][start : start + len(values)] = values
@@ -334,7 +334,7 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
             )
             arrays["masks"] = np.stack([c.masks for c in clips])
             arrays.update(clip_labels(clips, layout.frames))
-            work.put((b, start, stop, arrays))
+            work.put((start, stop, arrays))
     finally:
         work.put(None)
         thread.join()

@@ -117,6 +117,7 @@ def capture(
     store: dict[str, Tensor] = {}
     handles = []
     impls = {}
+    module_attn: dict[str, nn.Module] = {}  # hook name → its block's attention (head size, eager switch)
 
     def make(name: str, which: str, heads: bool, module: nn.Module):
         def emit(value: Tensor) -> None:
@@ -135,7 +136,6 @@ def capture(
         pick = (lambda out: out[0]) if which == "out0" else (lambda out: out)
         return module.register_forward_hook(lambda _m, _args, out: emit(pick(out)))
 
-    module_attn: dict[str, nn.Module] = {}
     try:
         for name in resolved:
             module, which, heads = _locate(model, name)
