@@ -11,7 +11,7 @@ from helpers import run_cli
 from toto_lens import load_checkpoint, open_cache
 from toto_lens.data import Layout, open_source
 from toto_lens.extract import CacheError, ExtractPlan, extract
-from toto_lens.extract.store import StoreLock
+from toto_lens.extract.store import StoreLock, bytes_on_disk
 from toto_lens.paths import cache_root
 from toto_lens.tokenizers import tokenizer_from_spec
 
@@ -217,3 +217,29 @@ def test_checkpoint_without_tokenizer_or_data_asks_for_them(capsys):
     assert code == 2 and "4096 codes" in err, "a tokenizer larger than the model's vocabulary must be refused"
     code, _, err = run_cli(capsys, *bare, "--tokenizer", "kmeans-64")
     assert code == 0, err
+
+
+def test_store_size_survives_files_renamed_while_it_is_walked(tmp_path):
+    """Another rank's zarr writes a `*.partial` file and renames it; measuring the store meanwhile must
+    not raise FileNotFoundError (a torchrun extraction once failed this way)."""
+    import threading
+
+    (tmp_path / "kept").write_bytes(b"x" * 100)
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            part = tmp_path / f"zarr.{i}.partial"
+            part.write_bytes(b"y")
+            part.rename(tmp_path / "zarr.json")
+            i += 1
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        sizes = [bytes_on_disk(tmp_path) for _ in range(3000)]
+    finally:
+        stop.set()
+        thread.join()
+    assert min(sizes) >= 100 and max(sizes) <= 102, "the store's size lost or double-counted a file"

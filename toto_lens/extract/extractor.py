@@ -240,6 +240,7 @@ def extract(
             complete = bool(done_batches(group, plan.request.batch_size).all())
             if complete and info.main and not group.attrs.get("complete"):
                 finish(group)
+            dist.barrier(info)  # no rank walks the store while rank 0 rewrites its metadata
             return ExtractResult(
                 path=plan.path,
                 clips=plan.shape.clip,

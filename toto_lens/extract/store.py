@@ -152,10 +152,19 @@ def done_batches(group: Any, batch: int) -> np.ndarray:
 
 
 def bytes_on_disk(root: Path) -> int:
-    """Bytes of every file under a folder."""
+    """Bytes of every file under a folder.
+
+    Other processes may be writing into the folder meanwhile (torchrun ranks, the writer thread):
+    a file that vanishes between listing and stat, such as zarr's `*.partial` temporary before its
+    rename, is skipped rather than raised.
+    """
     total = 0
     for folder, _, files in os.walk(root):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
     return total
 
 
