@@ -103,6 +103,30 @@ def test_linear_probe_agrees_with_sklearn_logistic_regression():
     assert np.all(ours.chosen == lam), "with one λ that λ should be reported"
 
 
+def test_problems_fitted_together_equal_problems_fitted_alone():
+    """Layers and seeds share one batch, and problems leave it as they converge: a mix-up of which
+    problem is which (when the batch shrinks) would give a layer another layer's probe."""
+    rng = np.random.default_rng(2)
+    n, layers, d, classes = 240, 4, 12, 4
+    y = rng.integers(0, classes, n)
+    scale = np.array([0.0, 0.3, 0.8, 2.0])[:, None, None]  # converge after very different iterations
+    x = (rng.standard_normal((layers, n, d)) + scale * rng.standard_normal((classes, d))[y][None]).astype(
+        np.float32
+    )
+    splits = []
+    for seed in (0, 1):
+        train, val = split_clips(n, seed=seed, strata=y)
+        inner_tr, inner_va = split_clips(len(train), seed=10 + seed, strata=y[train])
+        splits.append(Rows(train, val, train[inner_tr], train[inner_va]))
+    grid = (1e-3, 1e-1)
+    together = fit_linear(x, y, splits, classes=classes, l2=grid)
+    for s, rows in enumerate(splits):
+        for layer in range(layers):
+            alone = fit_linear(x[layer : layer + 1], y, rows, classes=classes, l2=grid)
+            assert alone.chosen[0] == together.chosen[s, layer], f"seed {s} layer {layer}: another λ"
+            assert abs(alone.val[0] - together.val[s, layer]) < 1e-9, f"seed {s} layer {layer}: another fit"
+
+
 def test_grid_is_chosen_on_the_inner_fold_never_on_val():
     """Val rows must not influence the choice of λ: changing only val labels must not change it."""
     rng = np.random.default_rng(0)
