@@ -23,17 +23,20 @@ test-fast:
 
 DEMO ?= cache/demo
 # The main job on the bundled data: look at the clips and tokens, train the default model (toto-tiny,
-# 600 steps), extract its activation cache, then the appendix's probing curves (Fig. 9), frame-wise loss
-# redundancy (Fig. 10) and induction-head scores (A.3).
+# 600 steps), extract its activation cache, then the appendix's probing curves (Fig. 9: video tasks on
+# moving digits, image classification on the image-digits cache), frame-wise loss redundancy (Fig. 10)
+# and induction-head scores (A.3).
 demo:
 	$(BIN)/toto-lens data preview --n 8 --out $(DEMO)/clips.png
 	$(BIN)/toto-lens ngrams --tokenizer kmeans-512 --tokenizer random-512 --tokenizer random-32768 --n 1 2 3 --out $(DEMO)/ngrams.html
 	$(BIN)/toto-lens train --name demo --overwrite
 	$(BIN)/toto-lens extract --ckpt demo --acts pooled,frame,token --overwrite
 	$(BIN)/toto-lens probe --ckpt demo --task digit,motion,position,velocity --probe linear,attention --out $(DEMO)/probing.nc
+	$(BIN)/toto-lens extract --ckpt demo --data image-digits --acts pooled,frame,token --token-clips 128 --overwrite
+	$(BIN)/toto-lens probe --ckpt demo --dataset image-digits-val --task frame_digit --probe linear,attention --out $(DEMO)/probing-images.nc
 	$(BIN)/toto-lens redundancy --ckpt demo --out $(DEMO)/redundancy.html
 	$(BIN)/toto-lens induction --ckpt demo --out $(DEMO)/induction.html
-	@echo "demo outputs in $(DEMO)/: clips.png ngrams.html probing.html redundancy.html induction.html; cache $(DEMO)/moving-digits-val.zarr"
+	@echo "demo outputs in $(DEMO)/: clips.png ngrams.html probing.html probing-images.html redundancy.html induction.html; cache $(DEMO)/moving-digits-val.zarr"
 
 bench:
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -54,3 +54,16 @@ def demo_run(tmp_path_factory, _shared_derived):
         store = root / "demo" / "moving-digits-val.zarr"
         extract(result.path, acts=("pooled", "frame", "token"), out=store)
     return result, store
+
+
+@pytest.fixture(scope="session")
+def demo_images(demo_run):
+    """The demo model's cache of the image-digits validation clips, as `make demo` extracts it (per-token
+    activations for the first 128 clips). Each frame is one independent digit image: the image
+    classification probe (`frame_digit`) reads it."""
+    from toto_lens.extract import extract
+
+    result, store = demo_run
+    images = store.parent / "image-digits-val.zarr"
+    extract(result.path, data="image-digits", acts=("pooled", "frame", "token"), token_clips=128, out=images)
+    return images

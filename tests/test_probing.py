@@ -277,6 +277,21 @@ def test_bad_input_is_an_analysis_error_that_says_what_to_do(change, kwargs, mes
     assert message in str(info.value), str(info.value)
 
 
+def test_missing_variable_names_the_extract_command_for_this_cache():
+    """The command must rebuild this cache (same data, the activations it has plus the missing one), or
+    the user runs it and gets the default dataset's store, still without what the probe needs."""
+    ds = make_cache(n_clips=40).drop_vars("acts_token")
+    ds.attrs.update(
+        checkpoint={"name": "tiny"},
+        dataset={"name": "image-digits-test", "source": "image-digits", "split": "test"},
+        request={"acts": ["pooled"]},
+    )
+    with pytest.raises(AnalysisError) as info:
+        probe_layers(ds, probes=("attention",), seeds=(0,))
+    want = "toto-lens extract --ckpt tiny --data image-digits --split test --acts pooled,token --overwrite"
+    assert want in str(info.value), str(info.value)
+
+
 def test_importing_probing_does_not_import_torch():
     """The analysis modules must stay cheap to import (STYLE.md): torch loads only when a probe is fitted."""
     code = "import sys, toto_lens.analysis.probing, toto_lens.figures.probing; print('torch' in sys.modules)"

@@ -73,24 +73,40 @@ register_task(
 register_task(ProbeTask("frame_digit", CLASSIFICATION, "frame_digit", per_frame=True))
 
 
-def checkpoint_name(ds: xr.Dataset) -> str:
-    """The checkpoint's name from the cache's attributes (a dict, or its JSON), for messages; else NAME."""
-    ckpt = ds.attrs.get("checkpoint")
-    if isinstance(ckpt, str):
+def _attr(ds: xr.Dataset, name: str) -> dict:
+    """A dict attribute of the cache (stored as a dict, or as its JSON); {} when absent or not a dict."""
+    value = ds.attrs.get(name)
+    if isinstance(value, str):
         try:
-            ckpt = json.loads(ckpt)
+            value = json.loads(value)
         except ValueError:
-            return ckpt
-    return str(ckpt.get("name", "NAME")) if isinstance(ckpt, dict) else "NAME"
+            return {"name": value}
+    return value if isinstance(value, dict) else {}
+
+
+def checkpoint_name(ds: xr.Dataset) -> str:
+    """The checkpoint's name from the cache's attributes, for messages; else NAME."""
+    return str(_attr(ds, "checkpoint").get("name", "NAME"))
+
+
+def dataset_name(ds: xr.Dataset) -> str:
+    """The cache's dataset name (e.g. moving-digits-val) from its attributes; "" when unknown."""
+    return str(_attr(ds, "dataset").get("name", ""))
 
 
 def require(ds: xr.Dataset, var: str) -> None:
-    """Fail with the extract command that adds `var` when the cache lacks it."""
-    if var not in ds.data_vars:
-        acts = _ACTS[var]
-        raise AnalysisError(
-            f"the cache has no {var}; extract it with `toto-lens extract --ckpt {checkpoint_name(ds)} --acts {acts}`"
-        )
+    """Fail with the extract command that adds `var` to this cache when it lacks it: same data, the
+    activations it has plus the missing ones, and --overwrite (a store of other settings is refused)."""
+    if var in ds.data_vars:
+        return
+    had = _attr(ds, "request").get("acts", [])
+    acts = [a for a in ("pooled", "frame", "token") if a in had or a == _ACTS[var]]
+    data = _attr(ds, "dataset")
+    where = f" --data {data['source']} --split {data['split']}" if {"source", "split"} <= data.keys() else ""
+    raise AnalysisError(
+        f"the cache has no {var}; extract it with "
+        f"`toto-lens extract --ckpt {checkpoint_name(ds)}{where} --acts {','.join(acts)} --overwrite`"
+    )
 
 
 @dataclass

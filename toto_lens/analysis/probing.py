@@ -46,6 +46,7 @@ from toto_lens.analysis.probe_inputs import (  # the registry is re-exported: us
     ProbeTask,  # noqa: F401
     chance_accuracy,
     checkpoint_name,
+    dataset_name,
     register_task,  # noqa: F401
     require,
     select_layers,
@@ -194,6 +195,7 @@ def _result(ds, tasks, probes, layers, seeds, out, counts, chance, val_fraction,
         },
         attrs={
             "checkpoint": checkpoint_name(ds),
+            "dataset": dataset_name(ds),
             "val_fraction": float(val_fraction),
             "l2_grid": [float(v) for v in l2],
             "attention_lrs": [float(v) for v in cfg.lrs],

@@ -66,6 +66,7 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
                     go.Scatter(
                         x=np.concatenate([depth, depth[::-1]]),
                         y=np.concatenate([high, low[::-1]]),
+                        mode="lines",  # no markers on the band's outline
                         fill="toself",
                         fillcolor=_band_color(color),
                         line={"width": 0},
@@ -86,6 +87,7 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
                     legendgroup=probe,
                     showlegend=probe not in shown,
                     line={"color": color},
+                    marker={"color": color},
                     hovertemplate=(
                         f"{task} · {probe}<br>layer %{{customdata[0]:.0f}} (depth %{{x:.2f}})"
                         f"<br>val {_METRIC.get(metric, metric)} %{{y:.3f}} ± %{{customdata[1]:.3f}}<extra></extra>"
@@ -109,11 +111,12 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
     if not shown:
         raise FigureError("this probing result holds no scores (every probe is NaN for every task)")
     seeds = result.sizes.get("seed", 1)
-    name = result.attrs.get("checkpoint", "")
+    name, data = result.attrs.get("checkpoint", ""), result.attrs.get("dataset", "")
+    of = f"{f' of {name}' if name else ''}{f' on {data}' if data else ''}"
     fig.update_layout(
         title=title
         if title is not None
-        else f"Layer probing{f' of {name}' if name else ''}: val score, mean ± std over {seeds} seed(s), cf. Toto Fig. 9",
+        else f"Layer probing{of}: val score, mean ± std over {seeds} seed(s), cf. Toto Fig. 9",
         template="plotly_white",
         hovermode="closest",
         legend={"title": {"text": "probe"}},

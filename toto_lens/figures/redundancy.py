@@ -40,6 +40,7 @@ def _add_model(fig: go.Figure, result: xr.Dataset, prefix: str, x: np.ndarray, r
         go.Scatter(
             x=np.concatenate([x[keep], x[keep][::-1]]),
             y=np.concatenate([high[keep], low[keep][::-1]]),
+            mode="lines",  # no markers on the band's outline
             fill="toself",
             fillcolor="rgba(99,110,250,0.2)",
             line={"width": 0},
