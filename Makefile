@@ -38,6 +38,14 @@ demo:
 	$(BIN)/toto-lens induction --ckpt demo --out $(DEMO)/induction.html
 	@echo "demo outputs in $(DEMO)/: clips.png ngrams.html probing.html probing-images.html redundancy.html induction.html; cache $(DEMO)/moving-digits-val.zarr"
 
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
 bench:
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
