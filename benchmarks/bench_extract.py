@@ -12,11 +12,15 @@ with os.wait4) belongs to one job alone. The jobs, on the same randomly initiali
   tl-style     TransformerLens's way: `capture` without a callback keeps every layer's full residual
                stream (as `run_with_cache` does), the caches of all batches are held, then reduced to the
                same pooled / per-frame means and written
+  attn-frame   extract with `--attn frame` as well: fused attention kept, each block's scores recomputed
+               from its queries and keys and reduced to frame-to-frame mass a few query frames at a time
+  attn-eager   the same numbers the other way: every block on the eager path, its (B, H, T, T) pattern
+               reduced (what `--attn frame,pattern --pattern-clips 0` does; the only way before)
 
 The jobs run in interleaved rounds (`--rounds`) and each keeps its fastest round, so that load from
 other processes, which only ever adds time, touches every job alike. Printed: the time of each job and the ratios extract / plain+data (the like-for-like one) and
 extract / plain; the peak memory of extract at N and 10·N clips and its ratio; tl-style against extract
-in time and in peak memory.
+in time and in peak memory; the two ways to `--attn frame` against each other and against no attention.
 
 Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 16] [--batch 8] [--rounds 2]
 """
@@ -62,9 +66,13 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
     from toto_lens.extract import extract
     from toto_lens.tokenizers import tokenizer_from_spec
 
-    if mode == "extract":
+    if mode in ("extract", "attn-frame", "attn-eager"):
+        attn = {"extract": (), "attn-frame": ("frame",), "attn-eager": ("frame", "pattern")}[mode]
         t0 = time.perf_counter()
-        r = extract(ckpt, clips=clips, batch_size=batch, out=out, acts=("pooled", "frame"), overwrite=True)
+        r = extract(
+            ckpt, clips=clips, batch_size=batch, out=out, acts=("pooled", "frame"), attn=attn, pattern_clips=0,
+            overwrite=True,
+        )  # fmt: skip
         # the batch loop, as the other jobs time theirs; loading and creating the store is fixed cost
         return {"seconds": r.seconds, "setup": time.perf_counter() - t0 - r.seconds}
     ck = load_checkpoint(ckpt)
@@ -145,7 +153,7 @@ def main() -> None:
         print(f"{a.model}, {a.clips} clips of 1026 tokens, batch {a.batch}, threads {os.cpu_count()}")
         r: dict[str, dict] = {}
         for _ in range(a.rounds):
-            for m in ("plain", "plain+data", "extract", "tl-style"):
+            for m in ("plain", "plain+data", "extract", "tl-style", "attn-frame", "attn-eager"):
                 new = run(m, ckpt, a.clips, a.batch, tmp / f"{m}.zarr")
                 if m not in r or new["seconds"] < r[m]["seconds"]:
                     r[m] = new
@@ -167,6 +175,10 @@ def main() -> None:
     print(f"tl-style / extract: time {r['tl-style']['seconds'] / r['extract']['seconds']:.2f}×, "
           f"peak memory {r['tl-style']['peak_mb'] / r['extract']['peak_mb']:.2f}× "
           f"(held {r['tl-style']['held_gb']:.2f} GB of residual streams)")  # fmt: skip
+    eager, blocks = r["attn-eager"], r["attn-frame"]
+    print(f"--attn frame, eager patterns / query blocks: time {eager['seconds'] / blocks['seconds']:.2f}×, "
+          f"peak memory {eager['peak_mb'] / blocks['peak_mb']:.2f}×; query blocks / no attention: "
+          f"{blocks['seconds'] / r['extract']['seconds']:.2f}× the time")  # fmt: skip
 
 
 if __name__ == "__main__":

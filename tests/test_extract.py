@@ -9,8 +9,10 @@ from extract_helpers import make_checkpoint
 from helpers import run_cli
 
 from toto_lens import load_checkpoint, open_cache
+from toto_lens.config import variants
 from toto_lens.data import Layout, open_source
 from toto_lens.extract import CacheError, ExtractPlan, extract
+from toto_lens.extract.reduce import frame_attention, frame_attention_from_scores
 from toto_lens.extract.store import StoreLock, bytes_on_disk
 from toto_lens.paths import cache_root
 from toto_lens.tokenizers import tokenizer_from_spec
@@ -81,6 +83,40 @@ def test_stored_values_equal_a_plain_forward_pass(store):
         ds.attn_pattern.sel(layer=2).values[:2], patterns[1][:2].numpy(), atol=1e-3, err_msg="patterns"
     )
     assert ds.attn_pattern.isel(clip=slice(2, None)).isnull().all(), "only pattern_clips clips are written"
+
+
+def test_frame_attention_without_patterns_equals_the_patterns_mass(tmp_path):
+    """`--attn frame` alone keeps the fused attention and reduces the scores a few query frames at a time;
+    every (clip, layer, head, qframe, kframe) must equal the mass of the eager path's full pattern, or a
+    query block, the causal mask or the frame grouping is off."""
+    make_checkpoint("ex")
+    path = tmp_path / "frames.zarr"
+    extract("ex", clips=CLIPS, batch_size=BATCH, out=path, attn=("frame",), dtype="float32")
+    ds = open_cache(path=path)
+    _, layout, _, _, _, patterns = reference()
+    for block, pattern in enumerate(patterns):
+        np.testing.assert_allclose(
+            ds.attn_frame.sel(layer=block + 1).values, frame_attention(pattern, layout).numpy(), atol=1e-5,
+            err_msg=f"block {block}",
+        )  # fmt: skip
+    assert ds.attn_frame.sel(layer=0).isnull().all()
+
+
+def test_frame_attention_from_scores_in_small_query_blocks_with_grouped_heads():
+    """Blocks of one query frame, and keys shared by two query heads (GQA), give the pattern's mass too."""
+    from toto_lens.model import Toto
+
+    config = variants()["toto-tiny"].replace(vocab_size=40, n_layers=1, n_kv_heads=2, context_length=66)
+    model = Toto(config).eval()
+    layout = Layout(4, 4, 4)  # 4 frames of 4×4 tokens: T = 66
+    tokens = torch.randint(4, 40, (2, layout.length))
+    with torch.no_grad():
+        _, patterns = model(tokens, return_patterns=True)
+        x = model.blocks[0].attention_norm(model.tok_embeddings(tokens))
+        attn = model.blocks[0].attn
+        q, k = attn.queries_keys(x, model.rope_cos[: layout.length], model.rope_sin[: layout.length])
+    got = frame_attention_from_scores(q, k, attn.scale, layout, queries=16)
+    np.testing.assert_allclose(got.numpy(), frame_attention(patterns[0], layout).numpy(), atol=1e-5)
 
 
 def test_labels_coordinates_and_attributes(store):

@@ -91,14 +91,26 @@ class Attention(nn.Module):
         self.hook_pattern = nn.Identity()  # sees (B, H, T, S) softmax weights on the eager path
         self.kv_cache: KVCache | None = None
 
+    def _rotated(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+        """Queries (B, H, T, hd) and keys (B, Hkv, T, hd) of x, rotated by their positions."""
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.wk(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+    def queries_keys(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+        """The rotated queries and keys (B, H, T, hd) the attention scores of x are made of, keys repeated
+        to every query head (GQA); scores = q @ kᵀ · self.scale. For analyses that need the scores
+        without the eager path's (B, H, T, T) pattern."""
+        q, k = self._rotated(x, cos, sin)
+        return q, k.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
+
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = self.wk(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        q, k = self._rotated(x, cos, sin)  # (B, H, T, hd), (B, Hkv, T, hd)
         v = self.wv(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 
         mask = None  # None = plain causal over the T tokens given
         if input_pos is not None:

@@ -5,6 +5,10 @@ it, to the per-frame means (and from them the clip mean), and kept whole only fo
 per-token activations; attention patterns are reduced to frame-to-frame mass the same way. So memory
 holds one layer's full activations at a time, not all of them (TransformerLens's `run_with_cache` holds
 every layer, then reduces). The per-token loss comes from the logits of the same forward pass.
+
+Frame-to-frame attention alone (`--attn frame`, no patterns) keeps the fast fused attention: a hook on
+each attention module recomputes its rotated queries and keys and reduces the scores a few frames of
+queries at a time, so no (B, H, T, T) pattern is ever held (see `frame_attention_from_scores`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ _DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 def hook_names(request: ExtractRequest) -> dict[str, int]:
-    """Hook name → layer number for the residual stream and, when asked, the attention patterns."""
+    """Hook name → layer number for the residual stream and, when patterns are asked, the patterns (which
+    then give the frame-to-frame mass as well)."""
     names = {("hook_embed" if n == 0 else f"blocks.{n - 1}.hook_resid_post"): n for n in request.layers}
-    if request.attn:
+    if "pattern" in request.attn:
         names.update({f"blocks.{n - 1}.attn.hook_pattern": n for n in request.layers if n > 0})
     return names
 
@@ -42,6 +47,26 @@ def frame_attention(pattern: torch.Tensor, layout: Layout) -> torch.Tensor:
     F_, P = layout.frames, layout.tokens_per_frame
     vis = pattern[:, :, 1:-1, 1:-1].float().reshape(B, H, F_, P, F_, P)  # (B, H, qf, qp, kf, kp)
     return vis.sum(-1).mean(3)
+
+
+def frame_attention_from_scores(
+    q: torch.Tensor, k: torch.Tensor, scale: float, layout: Layout, queries: int = 256
+) -> torch.Tensor:
+    """`frame_attention` of softmax(causal(q @ kᵀ · scale)) for q, k (B, H, T, hd), computed a block of
+    whole query frames (≥ `queries` positions) at a time against only the keys it can see: the same
+    numbers, without the (B, H, T, T) pattern in memory."""
+    B, H = q.shape[:2]
+    F_, P = layout.frames, layout.tokens_per_frame
+    out = torch.zeros(B, H, F_, F_)
+    step = max(1, queries // P)
+    for f0 in range(0, F_, step):
+        f1 = min(F_, f0 + step)
+        lo, hi = 1 + f0 * P, 1 + f1 * P  # query positions of frames f0 … f1−1; they see keys < hi
+        scores = (q[:, :, lo:hi] @ k[:, :, :hi].transpose(-2, -1)).float() * scale  # (B, H, hi−lo, hi)
+        future = torch.arange(hi, device=q.device)[None, :] > torch.arange(lo, hi, device=q.device)[:, None]
+        weights = scores.masked_fill_(future, float("-inf")).softmax(-1)[..., 1:]  # keys of frames < f1
+        out[:, :, f0:f1, :f1] = weights.reshape(B, H, f1 - f0, P, f1, P).sum(-1).mean(3).cpu()
+    return out
 
 
 @torch.no_grad()
@@ -80,8 +105,24 @@ def run_batch(
         if "token" in request.acts and token_rows:
             parts["token"][layer] = value[:token_rows].to(out_dtype).cpu()
 
-    with capture(model, list(names), reduce):
-        logits = model(tokens)  # (B, T, V)
+    def scores_hook(layer: int):
+        def hook(module, args, _output) -> None:
+            x, cos, sin = args[:3]
+            q, k = module.queries_keys(x, cos, sin)
+            parts["attn_frame"][layer] = frame_attention_from_scores(q, k, module.scale, layout)
+
+        return hook
+
+    handles = []
+    if "frame" in request.attn and "pattern" not in request.attn:
+        blocks = model.blocks
+        handles = [blocks[n - 1].attn.register_forward_hook(scores_hook(n)) for n in request.layers if n > 0]
+    try:
+        with capture(model, list(names), reduce):
+            logits = model(tokens)  # (B, T, V)
+    finally:
+        for handle in handles:
+            handle.remove()
     nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
     loss = torch.full(tokens.shape, float("nan"))
     loss[:, 1:] = nll.cpu()
