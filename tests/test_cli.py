@@ -127,3 +127,25 @@ def test_several_numbers_after_one_flag():
         "1",
         "2",
     ]
+
+
+def test_an_error_line_reaches_stderr_in_one_write():
+    """Under torchrun every rank writes to one stderr pipe; a line written in pieces (text, then newline)
+    runs into another rank's line. The console entry point, stderr a pipe: one write() per error line."""
+    code = (
+        "import json, os\n"
+        "writes = []\n"
+        "real = os.write\n"
+        "os.write = lambda fd, data: writes.append(data.decode()) or real(fd, data)\n"
+        "from toto_lens.cli import main\n"
+        "try:\n"
+        "    main(['info', '--ckpt', 'no-such-checkpoint'])\n"
+        "except SystemExit as e:\n"
+        "    print(json.dumps({'writes': writes, 'code': e.code}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    result = json.loads(done.stdout)
+    assert result["code"] == 2, done.stdout + done.stderr
+    writes = result["writes"]
+    assert len(writes) == 1 and writes[0].startswith("error: ") and writes[0].endswith("\n"), writes
+    assert writes[0].count("\n") == 1, "one line"

@@ -75,6 +75,16 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _say_line(line: str) -> None:
+    """One line to stderr in one write: under torchrun every rank shares the stream, and print's separate
+    writes of the text and its newline let two ranks' lines run together."""
+    sys.stderr.flush()
+    try:
+        os.write(sys.stderr.fileno(), f"{line}\n".encode())
+    except (AttributeError, OSError, ValueError):  # a stream without a descriptor (tests, notebooks)
+        print(line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app, turning expected failures into one line and exit code 2."""
     args = expand_multi_values(sys.argv[1:] if argv is None else list(argv))
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=args, prog_name="toto-lens")
     except TotoLensError as e:
         rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
-        print(f"{'' if rank == '0' else f'[rank {rank}] '}error: {e}", file=sys.stderr)
+        _say_line(f"{'' if rank == '0' else f'[rank {rank}] '}error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
