@@ -50,11 +50,12 @@ def frame_attention(pattern: torch.Tensor, layout: Layout) -> torch.Tensor:
 
 
 def frame_attention_from_scores(
-    q: torch.Tensor, k: torch.Tensor, scale: float, layout: Layout, queries: int = 256
+    q: torch.Tensor, k: torch.Tensor, scale: float, layout: Layout, queries: int = 64
 ) -> torch.Tensor:
     """`frame_attention` of softmax(causal(q @ kᵀ · scale)) for q, k (B, H, T, hd), computed a block of
     whole query frames (≥ `queries` positions) at a time against only the keys it can see: the same
-    numbers, without the (B, H, T, T) pattern in memory."""
+    numbers, without the (B, H, T, T) pattern in memory. Small blocks stay in cache: at toto-small's
+    sizes blocks of 64 queries (one frame of 8×8 tokens) ran 2× faster than blocks of 256."""
     B, H = q.shape[:2]
     F_, P = layout.frames, layout.tokens_per_frame
     out = torch.zeros(B, H, F_, F_)
