@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import run_cli
 
 from toto_lens.checkpoints import CONFIG, WEIGHTS
@@ -149,3 +150,31 @@ def test_an_error_line_reaches_stderr_in_one_write():
     writes = result["writes"]
     assert len(writes) == 1 and writes[0].startswith("error: ") and writes[0].endswith("\n"), writes
     assert writes[0].count("\n") == 1, "one line"
+
+
+def test_init_like_mirrors_a_checkpoint_with_fresh_weights(capsys):
+    """The untrained baseline of a run: same config, tokenizer and data, other weights; extract must need
+    no --tokenizer or --data for it, or the baseline is not comparable to the run."""
+    from extract_helpers import make_checkpoint
+
+    from toto_lens import load_checkpoint, open_cache
+
+    make_checkpoint("run", seed=1)
+    code, out, err = run_cli(capsys, "init", "--like", "run", "--name", "run-init", "--seed", "3")
+    assert code == 0 and "like run" in out, out + err
+    run, base = load_checkpoint("run"), load_checkpoint("run-init")
+    assert base.config == run.config and base.tokenizer == run.tokenizer
+    assert all(torch.equal(base.tokenizer_state[k], v) for k, v in run.tokenizer_state.items())
+    assert (
+        base.training["config"]["data"] == "moving-digits" and base.training["like"]["sha256"] == run.sha256
+    )
+    weights = base.model.state_dict()
+    assert any(not torch.equal(weights[k], v) for k, v in run.model.state_dict().items()), "weights are fresh"
+    assert run_cli(capsys, "extract", "--ckpt", "run-init", "--clips", "4", "--batch-size", "4")[0] == 0
+    assert open_cache("run-init").attrs["dataset"]["source"] == "moving-digits"
+
+
+def test_init_needs_exactly_one_of_model_and_like(capsys):
+    for args in ([], ["--model", "toto-debug", "--like", "x"]):
+        code, _, err = run_cli(capsys, "init", "--name", "n", *args)
+        assert code == 2 and "either --model VARIANT or --like CHECKPOINT" in err, err

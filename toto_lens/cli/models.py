@@ -119,21 +119,50 @@ def list_ckpts(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def init(
-    model: Annotated[str, typer.Option("--model", help="Variant name (see `toto-lens variants`).")],
     name: Annotated[str, typer.Option("--name", help="Checkpoint name in the registry, or a folder path.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Variant name (see `toto-lens variants`).")
+    ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            help="A checkpoint to mirror: its exact config, tokenizer and training data, fresh weights.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
 ) -> None:
-    """Write an untrained (freshly initialised) checkpoint: the baseline every probing curve needs."""
+    """Write an untrained (freshly initialised) checkpoint: the baseline every probing curve needs.
+
+    `--like demo` makes the baseline of a trained run: the same model config (vocabulary sized to its
+    tokenizer, context, μP), the same tokenizer and the data it was trained on, so `extract` and the
+    analyses treat both alike (`toto-lens induction --ckpt demo-init --ckpt demo`).
+    """
     import torch
 
-    from toto_lens.checkpoints import save_checkpoint
+    from toto_lens.checkpoints import load_checkpoint, save_checkpoint
     from toto_lens.config import ModelConfig
     from toto_lens.model import Toto
 
-    config = ModelConfig.from_name(model)
+    if (model is None) == (like is None):
+        raise typer.BadParameter(
+            "give either --model VARIANT or --like CHECKPOINT", param_hint="--model/--like"
+        )
+    training = {"steps": 0, "seed": seed, "init": "random"}
+    tokenizer, tokenizer_state = None, None
+    if like is not None:
+        source = load_checkpoint(like)
+        config, tokenizer, tokenizer_state = source.config, source.tokenizer, source.tokenizer_state or None
+        training["like"] = {"name": source.name, "sha256": source.sha256}
+        if source.training.get("config"):  # what extract reads for its default data
+            training["config"] = source.training["config"]
+    else:
+        config = ModelConfig.from_name(model)
     torch.manual_seed(seed)
     path = save_checkpoint(
-        Toto(config), name, training={"steps": 0, "seed": seed, "init": "random"}, overwrite=overwrite
-    )
-    console.print(f"wrote {path} ({config.name}, {config.num_params():,} parameters, untrained)")
+        Toto(config), name, tokenizer=tokenizer, tokenizer_state=tokenizer_state, training=training,
+        overwrite=overwrite,
+    )  # fmt: skip
+    mirror = f", like {like}" if like else ""
+    console.print(f"wrote {path} ({config.name}, {config.num_params():,} parameters, untrained{mirror})")
