@@ -118,7 +118,10 @@ def prepare(
     elif ckpt.tokenizer:
         tok = tokenizer_from_spec(ckpt.tokenizer, ckpt.tokenizer_state)
     else:
-        raise ConfigError("this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512)")
+        raise ConfigError(
+            "this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512), or make "
+            "an untrained baseline with `toto-lens init --like RUN`, which records the run's"
+        )
     if tok.vocab_size + ckpt.config.code_offset > ckpt.config.vocab_size:
         raise ConfigError(
             f"the tokenizer has {tok.vocab_size} codes but the model's vocabulary holds "
