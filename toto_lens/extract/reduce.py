@@ -7,8 +7,8 @@ holds one layer's full activations at a time, not all of them (TransformerLens's
 every layer, then reduces). The per-token loss comes from the logits of the same forward pass.
 
 Frame-to-frame attention alone (`--attn frame`, no patterns) keeps the fast fused attention: a hook on
-each attention module recomputes its rotated queries and keys and reduces the scores a few frames of
-queries at a time, so no (B, H, T, T) pattern is ever held (see `frame_attention_from_scores`).
+each attention module recomputes its rotated queries and keys and reduces the scores a query frame or
+two at a time, so no (B, H, T, T) pattern is ever held (see `frame_attention_from_scores`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def frame_attention_from_scores(
     q: torch.Tensor, k: torch.Tensor, scale: float, layout: Layout, queries: int = 64
 ) -> torch.Tensor:
     """`frame_attention` of softmax(causal(q @ kᵀ · scale)) for q, k (B, H, T, hd), computed a block of
-    whole query frames (≥ `queries` positions) at a time against only the keys it can see: the same
+    whole query frames (about `queries` positions, at least one frame) at a time against only the keys
+    it can see: the same
     numbers, without the (B, H, T, T) pattern in memory. Small blocks stay in cache: at toto-small's
     sizes blocks of 64 queries (one frame of 8×8 tokens) ran 2× faster than blocks of 256."""
     B, H = q.shape[:2]
