@@ -16,12 +16,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import CkptOpt, JsonOpt, app, console
+from toto_lens.cli.app import CacheOpt, CkptOpt, DatasetOpt, JsonOpt, app, console
 
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option("--dataset", help="Dataset of the cache (e.g. moving-digits-val); default: the only one."),
-]
 OutOpt = Annotated[Path, typer.Option("--out", help="Figure file: .html (or .json).")]
 
 
@@ -57,9 +53,7 @@ def redundancy(
     ckpt: CkptOpt,
     out: OutOpt,
     dataset: DatasetOpt = None,
-    cache: Annotated[
-        Path | None, typer.Option("--cache", help="Path of the cache store instead of the checkpoint's.")
-    ] = None,
+    cache: CacheOpt = None,
     kind: Annotated[
         str | None, typer.Option("--kind", help="Only video or images clips; default: every clip.")
     ] = None,

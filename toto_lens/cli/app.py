@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,6 +33,15 @@ CkptOpt = Annotated[
     str, typer.Option("--ckpt", help="Checkpoint name (under cache/checkpoints/) or folder path.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset", help="Dataset of the cache (e.g. moving-digits-val); default: the checkpoint's."
+    ),
+]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache", help="Path of a cache store to read instead of the checkpoint's.")
+]
 
 
 def _version(value: bool) -> None:

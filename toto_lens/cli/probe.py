@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import CkptOpt, JsonOpt, app, console
+from toto_lens.cli.app import CacheOpt, CkptOpt, DatasetOpt, JsonOpt, app, console
 
 OUT_SUFFIXES = (".nc", ".zarr")
 
@@ -63,12 +63,8 @@ def probe(
         Path,
         typer.Option("--out", help="Curve data, .nc (netCDF) or .zarr; the figure goes beside it as .html."),
     ],
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Dataset of the cache, e.g. moving-digits-val.")
-    ] = None,
-    cache: Annotated[
-        Path | None, typer.Option("--cache", help="Cache store to read instead of the checkpoint's.")
-    ] = None,
+    dataset: DatasetOpt = None,
+    cache: CacheOpt = None,
     task: Annotated[
         str,
         typer.Option(
