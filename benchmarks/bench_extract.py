@@ -7,7 +7,7 @@ with os.wait4) belongs to one job alone. The jobs, on the same randomly initiali
 
   plain        `torch.no_grad()` forward over token batches tokenized beforehand (no rendering)
   plain+data   the same, with each batch's clips rendered and tokenized in the loop, as extraction does
-  extract      `toto_lens.extract.extract`, its batch loop (`ExtractResult.seconds`): pooled and per-frame activations of every layer and the per-token
+  extract      `toto_lens.run.extractor`, its batch loop (`ExtractResult.seconds`): pooled and per-frame activations of every layer and the per-token
                loss, rendered, tokenized, reduced in hooks and written to a zarr store
   tl-style     TransformerLens's way: `capture` without a callback keeps every layer's full residual
                stream (as `run_with_cache` does), the caches of all batches are held, then reduced to the
@@ -63,7 +63,7 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
 
     from toto_lens import load_checkpoint
     from toto_lens.data import Layout, open_source
-    from toto_lens.extract import extract
+    from toto_lens.run import extract
     from toto_lens.tokenizers import tokenizer_from_spec
 
     if mode in ("extract", "attn-frame", "attn-eager"):
@@ -103,7 +103,7 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
     import torch.nn.functional as F
     import zarr
 
-    from toto_lens.extract import capture
+    from toto_lens.run import capture
 
     names = ["hook_embed"] + [f"blocks.{i}.hook_resid_post" for i in range(ck.config.n_layers)]
     held, losses = [], []

@@ -41,7 +41,7 @@ def demo_run(tmp_path_factory, _shared_derived):
 
     Returns (checkpoint folder, cache store). Slow (about 6 minutes on 2 cores): only `slow` tests use it.
     """
-    from toto_lens.extract import extract
+    from toto_lens.run import extract
     from toto_lens.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("demo-cache")
@@ -61,7 +61,7 @@ def demo_images(demo_run):
     """The demo model's cache of the image-digits validation clips, as `make demo` extracts it (per-token
     activations for the first 128 clips). Each frame is one independent digit image: the image
     classification probe (`frame_digit`) reads it."""
-    from toto_lens.extract import extract
+    from toto_lens.run import extract
 
     result, store = demo_run
     images = store.parent / "image-digits-val.zarr"

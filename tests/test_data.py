@@ -33,8 +33,11 @@ def centroid(mask):
 
 
 def assert_same_clip(a, b):
-    for key in ("frames", "masks", "digits", "position", "velocity"):
+    for key in ("frames", "masks", "digits", "centre", "velocity"):
         assert np.array_equal(getattr(a, key), getattr(b, key), equal_nan=True), f"{key} differs"
+    assert a.labels.keys() == b.labels.keys(), "the clips carry different labels"
+    for key in a.labels:
+        assert np.array_equal(a.labels[key], b.labels[key], equal_nan=True), f"label {key} differs"
     assert (a.digit, a.motion, a.kind, a.params) == (b.digit, b.motion, b.kind, b.params)
 
 
@@ -53,7 +56,7 @@ def test_clip_shapes_and_ranges():
     assert clip.frames.shape == (16, 32, 32) and clip.frames.dtype == np.float32
     assert 0.0 <= clip.frames.min() and clip.frames.max() <= 1.0 and clip.frames.max() > 0.5
     assert clip.masks.shape == (16, 32, 32) and clip.masks.dtype == np.uint8
-    assert clip.position.shape == (16, 2, 2) and clip.velocity.shape == (16, 2, 2)
+    assert clip.centre.shape == (16, 2, 2) and clip.velocity.shape == (16, 2, 2)
     assert clip.digits.shape == (2,) and clip.digit == clip.digits[0] and 0 <= clip.motion < len(MOTIONS)
     assert clip.params["seed"] == 0 and clip.params["motion"] == MOTIONS[clip.motion]
 
@@ -88,7 +91,7 @@ def test_object_one_is_on_top():
         # Re-render each object alone from its labels: where object 1 is inked the mask must say 1.
         alone = [
             draw_digit(
-                images[list(ids).index(clip.params["digit_image_ids"][k])], 32, clip.position[0, k], 2.0, 0.0
+                images[list(ids).index(clip.params["digit_image_ids"][k])], 32, clip.centre[0, k], 2.0, 0.0
             )
             > MASK_THRESHOLD
             for k in range(2)
@@ -110,7 +113,7 @@ def test_translate_moves_the_mask_by_the_velocity():
         v = clip.velocity[:, 0]
         assert np.allclose(v, v[0], atol=1e-4) and np.linalg.norm(v[0]) > 0.3, "translation speed is constant"
         shift = centroid(clip.masks[-1]) - centroid(clip.masks[0])
-        assert np.allclose(shift, clip.position[-1, 0] - clip.position[0, 0], atol=1.5), (
+        assert np.allclose(shift, clip.centre[-1, 0] - clip.centre[0, 0], atol=1.5), (
             "mask moved elsewhere"
         )
 
@@ -118,7 +121,7 @@ def test_translate_moves_the_mask_by_the_velocity():
 def test_bounce_reverses_at_the_walls_and_stays_on_the_canvas():
     half = 8.0
     for clip in clips_of("bounce"):
-        p = clip.position[:, 0]
+        p = clip.centre[:, 0]
         assert p.min() >= half - 1e-4 and p.max() <= 32 - half + 1e-4, "the digit's box left the canvas"
         flips = np.sign(clip.velocity[1:, 0]) != np.sign(clip.velocity[:-1, 0])
         assert flips.any(), "a bounce clip must hit a wall"
@@ -127,10 +130,10 @@ def test_bounce_reverses_at_the_walls_and_stays_on_the_canvas():
 @pytest.mark.parametrize("motion", ["rotate_cw", "rotate_ccw"])
 def test_rotating_clips_keep_their_centre(motion):
     for clip in clips_of(motion):
-        assert np.all(clip.position == clip.position[0]), "a rotating digit's centre moved"
+        assert np.all(clip.centre == clip.centre[0]), "a rotating digit's centre moved"
         assert not np.array_equal(clip.frames[0], clip.frames[3]), "nothing rotated"
         # The ink stays around the centre: its centroid orbits at a near-constant radius.
-        radii = [np.linalg.norm(centroid(m) - clip.position[0, 0]) for m in clip.masks]
+        radii = [np.linalg.norm(centroid(m) - clip.centre[0, 0]) for m in clip.masks]
         assert max(radii) - min(radii) < 2.0
 
 
@@ -146,7 +149,7 @@ def test_zoom_changes_the_size(motion, grows):
     for clip in clips_of(motion):
         first, last = (clip.masks[0] > 0).sum(), (clip.masks[-1] > 0).sum()
         assert (last > 2 * first) if grows else (first > 2 * last), f"{motion}: area {first} → {last}"
-        assert np.all(clip.position == clip.position[0])
+        assert np.all(clip.centre == clip.centre[0])
 
 
 def test_oscillation_goes_back_and_forth():

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from toto_lens import load_checkpoint, open_cache
-from toto_lens.analysis.induction import induction_scores
 from toto_lens.analysis.probing import best_layer, probe_layers, summarise
 from toto_lens.analysis.redundancy import redundancy
+from toto_lens.run.induction import induction_scores
 
 
 @pytest.mark.slow

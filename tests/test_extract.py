@@ -11,10 +11,11 @@ from helpers import run_cli
 from toto_lens import load_checkpoint, open_cache
 from toto_lens.config import variants
 from toto_lens.data import Layout, open_source
-from toto_lens.extract import CacheError, ExtractPlan, extract
-from toto_lens.extract.reduce import frame_attention, frame_attention_from_scores
-from toto_lens.extract.store import StoreLock, bytes_on_disk
 from toto_lens.paths import cache_root
+from toto_lens.run import ExtractPlan, extract
+from toto_lens.run.reduce import frame_attention, frame_attention_from_scores
+from toto_lens.store import CacheError
+from toto_lens.store.writer import StoreLock, bytes_on_disk
 from toto_lens.tokenizers import tokenizer_from_spec
 
 CLIPS, BATCH = 6, 4  # a partial last batch on purpose

@@ -13,7 +13,7 @@ import zarr
 from extract_helpers import make_checkpoint
 
 from toto_lens import open_cache
-from toto_lens.extract import extract
+from toto_lens.run import extract
 
 EXE = Path(sys.executable).with_name("toto-lens")
 

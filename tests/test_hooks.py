@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toto_lens.extract import HookError, LayerSpecError, capture, hook_points, parse_layers
 from toto_lens.model import Toto
+from toto_lens.run import HookError, LayerSpecError, capture, hook_points, parse_layers
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ from helpers import run_cli
 from toto_lens.analysis import AnalysisError
 from toto_lens.analysis.induction import (
     SCORES,
-    induction_across_checkpoints,
     induction_detector_score,
     induction_mask,
-    induction_scores,
     prefix_matching_score,
     prefix_matching_targets,
     previous_frame_score,
@@ -25,6 +23,7 @@ from toto_lens.data.layout import Layout
 from toto_lens.figures import FigureError
 from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
 from toto_lens.model import Toto
+from toto_lens.run.induction import induction_across_checkpoints, induction_scores
 
 
 def uniform_causal(T: int, heads: int = 1) -> np.ndarray:

@@ -109,20 +109,23 @@ def test_no_biases_and_residual_init(tiny_config):
     assert wo == pytest.approx(0.02 / math.sqrt(2 * tiny_config.n_layers), rel=0.2)
 
 
-def test_llama_parameter_names_load(tiny_config):
-    model = Toto(tiny_config)
-    llama = {}
+def test_llama_parameter_names_load(any_config):
+    """Meta/gpt-fast names (layers.N.attention.wq, interleaved rotary rows) load through
+    `toto_lens.convert`, never silently through load_state_dict, and compute the same logits."""
+    from toto_lens.convert import to_llama_state, to_toto_state
+
+    model = Toto(any_config).eval()
+    meta = to_llama_state(model.state_dict(), any_config, "meta")
+    assert "layers.0.attention.wq.weight" in meta, "the Meta layout must use LLaMA's parameter names"
+    with pytest.raises(RuntimeError, match="Missing key"):
+        Toto(any_config).load_state_dict(meta)  # a rename alone would compute another function
+    other = Toto(any_config).eval()
+    other.load_state_dict(to_toto_state(meta, any_config))
     for k, v in model.state_dict().items():
-        k = (
-            k.replace("blocks.", "layers.")
-            .replace(".attn.", ".attention.")
-            .replace(".mlp.", ".feed_forward.")
-        )
-        llama[k] = v.clone()
-    other = Toto(tiny_config)
-    other.load_state_dict(llama)
-    for k, v in model.state_dict().items():
-        assert torch.equal(other.state_dict()[k], v), k
+        assert torch.equal(other.state_dict()[k], v), f"{k} changed through the Meta layout and back"
+    x = _tokens(any_config)
+    with torch.no_grad():
+        assert torch.equal(other(x), model(x)), "converted weights must compute the same logits"
 
 
 def test_generate_greedy_matches_argmax_of_full_forward(tiny_config):

@@ -316,7 +316,7 @@ def test_cli_writes_curves_figure_and_table(tmp_path, capsys, suffix):
     """`toto-lens probe` reads a real extracted cache, writes data + .html, prints the best layers."""
     from extract_helpers import make_checkpoint
 
-    from toto_lens.extract import extract
+    from toto_lens.run import extract
 
     make_checkpoint("tiny")
     extract("tiny", clips=40, batch_size=20)  # the default store: cache/tiny/moving-digits-val.zarr

@@ -196,8 +196,9 @@ def test_figure_draws_model_band_and_each_baseline():
 
 
 def test_cli_writes_figure_and_numbers(capsys, tmp_path, monkeypatch):
-    import toto_lens.cli.analyses  # noqa: F401  registers the commands (the integrator adds it to cli/__init__)
     import toto_lens.extract
+
+    import toto_lens.cli.analyses  # noqa: F401  registers the commands (the integrator adds it to cli/__init__)
 
     ds = make_cache(np.random.default_rng(0).integers(0, 5, (6, 3, 2, 2)))
     monkeypatch.setattr(

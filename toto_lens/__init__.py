@@ -1,7 +1,8 @@
 """toto-lens: study what the layers of Toto models learn.
 
 Public API: `ModelConfig`, `Toto`, `variants()`, `load_checkpoint`, `save_checkpoint`, `Checkpoint`,
-`open_cache`, `capture` (the extractor is `toto_lens.extract.extract`: `toto_lens.extract` is its package).
+`capture` and `extract` (`toto_lens.run`), `open_cache` (`toto_lens.store`); the questions of the Toto
+appendix are answered by `toto_lens.studies` (docs/architecture.md draws the floors).
 Attributes are imported on first use (PEP 562) so that `toto-lens --help` does not pay for torch.
 """
 
@@ -22,8 +23,9 @@ _EXPORTS = {
     "save_checkpoint": "toto_lens.checkpoints",
     "list_checkpoints": "toto_lens.checkpoints",
     "TotoLensError": "toto_lens.errors",
-    "open_cache": "toto_lens.extract.reader",
-    "capture": "toto_lens.extract.hooks",
+    "open_cache": "toto_lens.store.reader",
+    "capture": "toto_lens.run.hooks",
+    "extract": "toto_lens.run.extractor",
 }
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "TotoLensError",
     "__version__",
     "capture",
+    "extract",
     "list_checkpoints",
     "load_checkpoint",
     "open_cache",
@@ -44,9 +47,10 @@ if TYPE_CHECKING:
     from toto_lens.checkpoints import Checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
     from toto_lens.config import ModelConfig, variants
     from toto_lens.errors import TotoLensError
-    from toto_lens.extract.hooks import capture
-    from toto_lens.extract.reader import open_cache
     from toto_lens.model import Toto
+    from toto_lens.run.extractor import extract
+    from toto_lens.run.hooks import capture
+    from toto_lens.store.reader import open_cache
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

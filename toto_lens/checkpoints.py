@@ -211,7 +211,7 @@ def load_checkpoint(
         )
     with torch.device("meta"):
         model = Toto(config)
-    _check_state(model, state, weights)
+    state = _check_state(model, state, weights)
     model.load_state_dict(state, strict=True, assign=True)
     model.build_rope()
     if dtype is not None:
@@ -231,10 +231,15 @@ def load_checkpoint(
     )
 
 
-def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> None:
-    from toto_lens.model import canonical_key
+def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> dict[str, torch.Tensor]:
+    """The weights in our layout (Hugging Face and Meta/gpt-fast names and rotary order converted),
+    checked against the model's parameter names and shapes."""
+    from toto_lens.convert import ConvertError, to_toto_state
 
-    state_renamed = {canonical_key(k): v for k, v in state.items()}
+    try:
+        state_renamed = to_toto_state(state, model.config)
+    except ConvertError as e:
+        raise CheckpointError(f"{weights}: {e}") from None
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(state_renamed))
     unexpected = sorted(set(state_renamed) - set(expected))
@@ -251,3 +256,26 @@ def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> 
             raise CheckpointError(
                 f"{weights}: {key} has shape {list(got)} but the config in {CONFIG} implies {list(shape)}"
             )
+    return state_renamed
+
+
+def training_data(training: dict[str, Any]) -> tuple[str, int]:
+    """(source, data seed) a checkpoint was trained on: the first source of its recorded data mix.
+
+    Read from the checkpoint's metadata by the extractor (its default clips) and by the store's reader
+    (the default dataset among several caches), so that neither needs the other or the trainer.
+    """
+    from toto_lens.data.mix import parse_mix
+
+    cfg = training.get("config") or {}
+    if not cfg.get("data"):
+        raise ConfigError("this checkpoint records no training data; name the clips with --data SOURCE")
+    return next(iter(parse_mix(cfg["data"]))), int(cfg.get("data_seed", 0))
+
+
+def default_dataset(name_or_path: str | os.PathLike) -> str | None:
+    """The dataset `toto-lens extract --ckpt NAME` writes without --data/--split: `<first source>-val`."""
+    try:
+        return f"{training_data(read_metadata(resolve_checkpoint(name_or_path)).get('training') or {})[0]}-val"
+    except (CheckpointError, ConfigError):
+        return None

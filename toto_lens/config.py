@@ -59,6 +59,10 @@ class ModelConfig:
     video_start_id: int = VIDEO_START_ID
     end_id: int = END_ID
     image_start_id: int = IMAGE_START_ID
+    # Token id of visual code 0 when the codes do not follow the special ids (an imported model whose
+    # specials come after its codes, as LVM's 8192 codes then specials); None = max(special ids) + 1.
+    # Saved only when set, so configs without it read and write as before.
+    first_code_id: int | None = None
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +86,13 @@ class ModelConfig:
             raise ConfigError(f"model config: special ids {self.special_ids} must lie below vocab_size")
         if self.mup_base_width is not None and self.mup_base_width <= 0:
             raise ConfigError(f"model config: mup_base_width must be positive, got {self.mup_base_width}")
+        if self.first_code_id is not None and not (
+            0 <= self.first_code_id < self.vocab_size and self.first_code_id not in self.special_ids
+        ):
+            raise ConfigError(
+                f"model config: first_code_id {self.first_code_id} must be a non-special id below "
+                f"vocab_size {self.vocab_size} (special ids {self.special_ids})"
+            )
 
     # Derived fields (gpt-fast style): never stored, always consistent with the ones above.
     @property
@@ -98,12 +109,14 @@ class ModelConfig:
 
     @property
     def code_offset(self) -> int:
-        """Token id of visual code 0: codes follow the special ids."""
-        return max(self.special_ids) + 1
+        """Token id of visual code 0: codes follow the special ids unless `first_code_id` says otherwise."""
+        return max(self.special_ids) + 1 if self.first_code_id is None else self.first_code_id
 
     @property
     def num_codes(self) -> int:
-        return self.vocab_size - self.code_offset
+        """Visual codes: the ids from `code_offset` up to the next special id or the end of the vocabulary."""
+        end = min((i for i in self.special_ids if i > self.code_offset), default=self.vocab_size)
+        return end - self.code_offset
 
     @property
     def mup_width_mult(self) -> float:
@@ -121,7 +134,10 @@ class ModelConfig:
         return total
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["first_code_id"] is None:  # keeps config.json as older toto-lens versions read it
+            del data["first_code_id"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -113,3 +113,15 @@ def read_safetensors(
     except Exception as e:  # safetensors raises its own error type for every malformed file
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise error(f"{path} is truncated or corrupted ({reason}); {redo}") from None
+
+
+def dict_attr(attrs: dict[str, Any], name: str) -> dict[str, Any]:
+    """A dict attribute of a store or result (kept as a dict by zarr, as JSON text by netCDF); {} when
+    absent, and {"name": text} for a plain string that is not JSON."""
+    value = attrs.get(name)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {"name": value}
+    return value if isinstance(value, dict) else {}

@@ -10,13 +10,13 @@ logging, no I/O. Two attention paths compute the same function:
   or `forward(..., return_patterns=True)` can read it.
 
 Incremental decoding uses a static KV cache (`setup_caches`, then `forward(tokens, input_pos)`),
-as gpt-fast does.
+as gpt-fast does. The parameter names here are the checkpoint's names; weights in Hugging Face or
+Meta/gpt-fast layouts go through `toto_lens.convert` (renames, rotary row order, fused wqkv) first.
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 import torch.nn.functional as F
@@ -170,14 +170,6 @@ class Block(nn.Module):
         return x, pattern
 
 
-# Parameter names of LLaMA / gpt-fast checkpoints → ours, applied by a load_state_dict pre-hook.
-_RENAMES = [
-    (r"^layers\.", "blocks."),
-    (r"\.attention\.", ".attn."),
-    (r"\.feed_forward\.", ".mlp."),
-]
-
-
 class Toto(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -190,7 +182,6 @@ class Toto(nn.Module):
         self.output_scale = 1.0 / config.mup_width_mult
         self.build_rope()
         self.init_weights()
-        self.register_load_state_dict_pre_hook(_rename_llama_keys)
 
     def build_rope(self) -> None:
         """(Re)compute the rotary tables on the weights' device; they are derived, never saved."""
@@ -329,18 +320,3 @@ def _sample(logits: Tensor, temperature: float, top_k: int | None, generator) ->
         kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
-
-
-def _rename_llama_keys(module, state_dict, prefix, *args) -> None:
-    for key in list(state_dict):
-        if not key.startswith(prefix):
-            continue
-        new = prefix + canonical_key(key[len(prefix) :])
-        if new != key:
-            state_dict[new] = state_dict.pop(key)
-
-
-def canonical_key(key: str) -> str:
-    for pattern, repl in _RENAMES:
-        key = re.sub(pattern, repl, key)
-    return key

@@ -45,8 +45,6 @@ _EXPORTS = {
     "loss_by_frame": "toto_lens.analysis.redundancy",
     "copy_accuracy": "toto_lens.analysis.redundancy",
     "predictor_losses": "toto_lens.analysis.redundancy",
-    "induction_scores": "toto_lens.analysis.induction",
-    "induction_across_checkpoints": "toto_lens.analysis.induction",
     "stack_checkpoints": "toto_lens.analysis.induction",
     "prefix_matching_score": "toto_lens.analysis.induction",
     "previous_frame_score": "toto_lens.analysis.induction",
@@ -57,14 +55,12 @@ _EXPORTS = {
 __all__ = ["AnalysisError", "compare_ngram_stats", "decode_ngram_keys", "ngram_counts", "ngram_stats"]
 __all__ += ["best_probe_layer", "probe_layers", "summarise_probes"]
 __all__ += ["copy_accuracy", "loss_by_frame", "loss_by_position", "loss_redundancy", "predictor_losses"]
-__all__ += ["induction_across_checkpoints", "induction_detector_score", "induction_scores"]
+__all__ += ["induction_detector_score"]
 __all__ += ["prefix_matching_score", "previous_frame_score", "previous_row_score", "stack_checkpoints"]
 
 if TYPE_CHECKING:
     from toto_lens.analysis.induction import (
-        induction_across_checkpoints,
         induction_detector_score,
-        induction_scores,
         prefix_matching_score,
         previous_frame_score,
         previous_row_score,

@@ -9,7 +9,6 @@ and a row map takes (clip, frame) to a feature row, or to -1 where the features 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError
+from toto_lens.io import dict_attr
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
 MIN_CLIPS = 10  # fewer labelled clips than this leave a val split of two or three clips: no curve
@@ -73,25 +73,14 @@ register_task(
 register_task(ProbeTask("frame_digit", CLASSIFICATION, "frame_digit", per_frame=True))
 
 
-def _attr(ds: xr.Dataset, name: str) -> dict:
-    """A dict attribute of the cache (stored as a dict, or as its JSON); {} when absent or not a dict."""
-    value = ds.attrs.get(name)
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {"name": value}
-    return value if isinstance(value, dict) else {}
-
-
 def checkpoint_name(ds: xr.Dataset) -> str:
     """The checkpoint's name from the cache's attributes, for messages; else NAME."""
-    return str(_attr(ds, "checkpoint").get("name", "NAME"))
+    return str(dict_attr(ds.attrs, "checkpoint").get("name", "NAME"))
 
 
 def dataset_name(ds: xr.Dataset) -> str:
     """The cache's dataset name (e.g. moving-digits-val) from its attributes; "" when unknown."""
-    return str(_attr(ds, "dataset").get("name", ""))
+    return str(dict_attr(ds.attrs, "dataset").get("name", ""))
 
 
 def require(ds: xr.Dataset, var: str) -> None:
@@ -99,9 +88,9 @@ def require(ds: xr.Dataset, var: str) -> None:
     activations it has plus the missing ones, and --overwrite (a store of other settings is refused)."""
     if var in ds.data_vars:
         return
-    had = _attr(ds, "request").get("acts", [])
+    had = dict_attr(ds.attrs, "request").get("acts", [])
     acts = [a for a in ("pooled", "frame", "token") if a in had or a == _ACTS[var]]
-    data = _attr(ds, "dataset")
+    data = dict_attr(ds.attrs, "dataset")
     where = f" --data {data['source']} --split {data['split']}" if {"source", "split"} <= data.keys() else ""
     raise AnalysisError(
         f"the cache has no {var}; extract it with "

@@ -27,7 +27,6 @@ also happens when only one clip is there (attribute `baseline_fit` says which). 
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 
@@ -36,10 +35,11 @@ import xarray as xr
 
 from toto_lens.analysis import AnalysisError
 from toto_lens.config import NUM_SPECIAL
+from toto_lens.data.labels import KINDS
+from toto_lens.io import dict_attr
 
 PREDICTORS = ("model", "copy", "unigram", "bigram")
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-KINDS = {"video": 0, "images": 1}  # the cache's `kind` codes
 EXTRACT = "extract it with `toto-lens extract --ckpt NAME`"
 
 
@@ -56,14 +56,14 @@ def select_kind(ds: xr.Dataset, kind: str | int | None) -> xr.Dataset:
     """The clips of one kind (`"video"`/0 or `"images"`/1, the `kind` coordinate); None keeps all."""
     if kind is None:
         return ds
-    code = KINDS.get(kind, -1) if isinstance(kind, str) else kind
-    if code not in KINDS.values():
+    code = KINDS.index(kind) if kind in KINDS else kind
+    if code not in range(len(KINDS)):
         raise AnalysisError(f"kind must be one of {', '.join(KINDS)} (or 0, 1), got {kind!r}")
     if "kind" not in ds.variables:
         raise AnalysisError(f"the cache has no kind coordinate to select {kind!r} clips by; {EXTRACT}")
     keep = np.flatnonzero(np.asarray(ds["kind"].values) == code)
     if keep.size == 0:
-        name = next(k for k, v in KINDS.items() if v == code)
+        name = KINDS[code]
         raise AnalysisError(
             f"the cache holds no {name} clips (kind == {code}); select all clips instead (kind=None, no --kind)"
         )
@@ -92,16 +92,13 @@ def previous_frame_position(f: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.n
 
 def _vocabulary(ds: xr.Dataset, tokens: np.ndarray, vocab_size: int | None) -> tuple[int, int, str]:
     """(vocab_size incl. special ids, code offset, where the size came from)."""
-    cfg = ds.attrs.get("model_config")
-    if isinstance(cfg, str):
-        try:
-            cfg = json.loads(cfg)
-        except ValueError:
-            cfg = None
+    cfg = dict_attr(ds.attrs, "model_config")
     offset, source = NUM_SPECIAL, "given"
-    if isinstance(cfg, dict):
+    if cfg:
         ids = [cfg.get(k) for k in ("pad_id", "video_start_id", "end_id", "image_start_id")]
         offset = max([i for i in ids if isinstance(i, int)], default=NUM_SPECIAL - 1) + 1
+        if isinstance(cfg.get("first_code_id"), int):
+            offset = cfg["first_code_id"]
         if vocab_size is None and isinstance(cfg.get("vocab_size"), int):
             vocab_size, source = cfg["vocab_size"], "model_config"
     if vocab_size is None:

@@ -65,9 +65,9 @@ def redundancy(
     """Loss per frame and per position (appendix A.3, Fig. 10) beside copy, unigram and bigram baselines."""
     from toto_lens.analysis.redundancy import PREDICTORS
     from toto_lens.analysis.redundancy import redundancy as run_redundancy
-    from toto_lens.extract import open_cache
     from toto_lens.figures import write_figure
     from toto_lens.figures.redundancy import redundancy_figure
+    from toto_lens.store import open_cache
 
     ds = open_cache(ckpt, dataset=dataset, path=cache)
     result = run_redundancy(ds, kind=kind, fit=fit)
@@ -119,10 +119,10 @@ def redundancy(
 
 def _cache_clips(name: str, dataset: str | None) -> tuple[Any, Any, str | None]:
     """(tokens of the cache's clips, layout, None) or (None, None, why there are none)."""
-    from toto_lens.analysis.induction import layout_of
     from toto_lens.analysis.redundancy import complete_clips
+    from toto_lens.data.layout import layout_of
     from toto_lens.errors import TotoLensError
-    from toto_lens.extract import list_stores, open_cache
+    from toto_lens.store import list_stores, open_cache
 
     # without --dataset, any of the checkpoint's stores will do: the first that holds videos
     names = [dataset] if dataset else (list_stores(name) or [None])
@@ -159,10 +159,11 @@ def induction(
     """Induction (prefix matching), repeated-clip, previous-frame and previous-row heads per layer and head."""
     import numpy as np
 
-    from toto_lens.analysis.induction import SCORES, induction_scores, stack_checkpoints
+    from toto_lens.analysis.induction import SCORES, stack_checkpoints
     from toto_lens.checkpoints import load_checkpoint
     from toto_lens.figures import write_figure
     from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
+    from toto_lens.run.induction import induction_scores
 
     # The video scores need real clips; checkpoints of one run share a tokenizer, so the first cache
     # found serves every checkpoint (the clips are inputs, the same for all of them).

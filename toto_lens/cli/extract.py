@@ -66,7 +66,7 @@ def extract_cmd(
     Run the same command again after an interruption to continue where it stopped. Under
     `torchrun --nproc_per_node=K` each process extracts its own batches into the same store.
     """
-    from toto_lens.extract import ExtractPlan, extract
+    from toto_lens.run import ExtractPlan, extract
 
     if batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")

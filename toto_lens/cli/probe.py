@@ -87,9 +87,9 @@ def probe(
     from toto_lens.analysis import AnalysisError
     from toto_lens.analysis.attention_probes import AttentionConfig
     from toto_lens.analysis.probing import best_layer, probe_layers, summarise
-    from toto_lens.extract import open_cache
     from toto_lens.figures import write_figure
     from toto_lens.figures.probing import probing_figure
+    from toto_lens.store import open_cache
 
     if out.suffix not in OUT_SUFFIXES:
         raise AnalysisError(f"--out {out.name!r}: use a .nc (netCDF) or .zarr file for the curve data")
@@ -98,7 +98,7 @@ def probe(
     ds = open_cache(ckpt, dataset=dataset, path=cache)
     layer_list = None
     if layers.strip() != "all":
-        from toto_lens.extract import parse_layers
+        from toto_lens.run import parse_layers
 
         layer_list = parse_layers(layers, int(ds.attrs["model_config"]["n_layers"]))
     result = probe_layers(

@@ -1,8 +1,8 @@
 """Clips with their labels, the source protocol, and materialised clip stores.
 
 A `Clip` is what every source yields and every later floor reads: frames, per-frame object masks and
-the labels the probing tasks need. A source is anything with `len`, integer indexing to `Clip`, a
-`name`, a `split` and a JSON `spec`; the tokenizer, trainer and extractor never know which source fed
+its `labels`, laid out as the source's `label_spec` declares (`toto_lens.data.labels`). A source is
+anything with `len`, integer indexing to `Clip`, a `name`, a `split`, a JSON `spec` and a `label_spec`; the tokenizer, trainer and extractor never know which source fed
 them (DESIGN.md, "Data sources behind one protocol"). `materialise` writes a source to disk
 (safetensors for arrays, JSON for the rest, nothing pickled) and `ClipStore` reads it back as a source
 that yields exactly the same clips.
@@ -18,10 +18,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from toto_lens.data.labels import LabelSpec
 from toto_lens.errors import ConfigError
 from toto_lens.io import atomic_folder, read_json, read_safetensors, to_json
-
-KINDS = ("video", "images")
 
 
 @dataclass
@@ -34,11 +33,12 @@ class Clip:
     digit: int  # class of the main digit (object 1; the first image of an image sequence)
     motion: int  # index into MOTIONS; -1 for image sequences
     digits: np.ndarray  # (K,) class of each object of a video; (F,) class of each image of a sequence
-    position: np.ndarray  # (F, K, 2) float32 object centre (row, col) in pixels
-    velocity: np.ndarray  # (F, K, 2) float32 position[t+1] - position[t] (last frame repeats); NaN for images
+    centre: np.ndarray  # (F, K, 2) float32 object centre (row, col) in pixels
+    velocity: np.ndarray  # (F, K, 2) float32 centre[t+1] - centre[t] (last frame repeats); NaN for images
     split: str
     index: int
     params: dict[str, Any] = field(default_factory=dict)  # the seed and every generation parameter
+    labels: dict[str, Any] = field(default_factory=dict)  # name → array, as the source's label_spec says
 
     @property
     def num_frames(self) -> int:
@@ -56,6 +56,9 @@ class ClipSource(Protocol):
 
     @property
     def spec(self) -> dict[str, Any]: ...
+
+    @property
+    def label_spec(self) -> tuple[LabelSpec, ...]: ...
 
 
 def check_index(index: int, length: int, name: str) -> int:
@@ -79,7 +82,7 @@ def stack_frames(source: ClipSource, limit: int | None = None) -> np.ndarray:
     return np.concatenate([source[i].frames for i in range(n)])
 
 
-_ARRAYS = ("frames", "masks", "digits", "position", "velocity")
+_ARRAYS = ("frames", "masks", "digits", "centre", "velocity")
 _SCALARS = ("digit", "motion", "index")
 
 
@@ -92,10 +95,13 @@ def materialise(source: ClipSource, path: str | os.PathLike, *, overwrite: bool 
         raise ConfigError(f"source {source.name!r} has no clips to materialise")
     arrays = {k: np.stack([getattr(c, k) for c in clips]) for k in _ARRAYS}
     arrays.update({k: np.array([getattr(c, k) for c in clips], dtype=np.int64) for k in _SCALARS})
+    specs = tuple(source.label_spec)
+    arrays.update({f"label.{s.name}": np.stack([c.labels[s.name] for c in clips]) for s in specs})
     meta = {
         "format": "toto-lens-clips",
-        "format_version": 1,
+        "format_version": 2,
         "source": source.spec,
+        "label_spec": [s.to_dict() for s in specs],
         "name": source.name,
         "split": source.split,
         "clips": [{"kind": c.kind, "split": c.split, "params": c.params} for c in clips],
@@ -118,6 +124,12 @@ class ClipStore:
         )
         self.name = self._meta["name"]
         self.split = self._meta["split"]
+        if self._meta.get("format_version", 1) < 2:  # written before labels were stored: recompute them
+            from toto_lens.data.moving import DIGIT_LABELS
+
+            self.label_spec: tuple[LabelSpec, ...] = DIGIT_LABELS
+        else:
+            self.label_spec = tuple(LabelSpec.from_dict(s) for s in self._meta["label_spec"])
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -129,6 +141,14 @@ class ClipStore:
     def __getitem__(self, index: int) -> Clip:
         i = check_index(index, len(self), self.name)
         info = self._meta["clips"][i]
-        values = {k: self._arrays[k][i] for k in _ARRAYS}
+        old = {"centre": "position"} if "centre" not in self._arrays else {}  # format 1 named it position
+        values = {k: self._arrays[old.get(k, k)][i] for k in _ARRAYS}
         values.update({k: int(self._arrays[k][i]) for k in _SCALARS})
-        return Clip(kind=info["kind"], split=info["split"], params=info["params"], **values)
+        clip = Clip(kind=info["kind"], split=info["split"], params=info["params"], **values)
+        if self._meta.get("format_version", 1) < 2:
+            from toto_lens.data.moving import digit_labels
+
+            clip.labels = digit_labels(clip)
+        else:
+            clip.labels = {s.name: self._arrays[f"label.{s.name}"][i] for s in self.label_spec}
+        return clip

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from toto_lens.config import END_ID, IMAGE_START_ID, NUM_SPECIAL, VIDEO_START_ID
 from toto_lens.errors import ConfigError
+from toto_lens.io import dict_attr
 
 START_IDS = {"video": VIDEO_START_ID, "images": IMAGE_START_ID}
 
@@ -138,3 +140,20 @@ class Layout:
         raise ConfigError(
             f"start token {start} is neither video ({VIDEO_START_ID}) nor images ({IMAGE_START_ID})"
         )
+
+
+def layout_of(ds: Any) -> Layout:
+    """The token layout of a cache (an `xarray.Dataset` or one of its arrays): from its `layout` attribute,
+    else from its (pos_frame, row, col) coordinates; the code offset from its model config when recorded."""
+    spec, config = dict_attr(ds.attrs, "layout"), dict_attr(ds.attrs, "model_config")
+    ids = [config.get(k) for k in ("pad_id", "video_start_id", "end_id", "image_start_id")]
+    extra = {}
+    if all(isinstance(i, int) for i in ids):
+        first = config.get("first_code_id")
+        extra = {"code_offset": max(ids) + 1 if first is None else int(first), "end_id": config["end_id"]}
+    if {"frames", "rows", "cols"} <= set(spec):
+        return Layout(int(spec["frames"]), int(spec["rows"]), int(spec["cols"]), **extra)
+    if all(n in ds.coords for n in ("pos_frame", "row", "col")):
+        f, r, c = (int(ds[n].max()) + 1 for n in ("pos_frame", "row", "col"))
+        return Layout(f, r, c, **extra)
+    raise ConfigError("cannot tell the clips' layout: pass layout=Layout(frames, rows, cols)")

@@ -19,11 +19,38 @@ import numpy as np
 
 from toto_lens.data.clip import Clip, check_index
 from toto_lens.data.digits import SPLITS, check_split, load_split
+from toto_lens.data.labels import KIND_LABEL, LabelSpec, kind_code
 from toto_lens.data.render import MASK_THRESHOLD, composite, draw_digit, texture
 from toto_lens.errors import ConfigError
 
 MOTIONS = ("static", "translate", "bounce", "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out", "oscillate")
 SOURCE_PIXELS = 8  # sklearn digits are 8×8
+DIGITS = tuple(str(d) for d in range(10))
+# The labels of both bundled sources, for classification (digit, frame_digit), action recognition
+# (motion: -1 on image sequences) and regression (object centre and velocity, NaN velocity on images).
+DIGIT_LABELS = (
+    KIND_LABEL,
+    LabelSpec("digit", (), "int64", DIGITS, "class of object 1 (the first image of a sequence)"),
+    LabelSpec("motion", (), "int64", MOTIONS, "motion class of a video; -1 for image sequences"),
+    LabelSpec("frame_digit", ("frame",), "int64", DIGITS, "class of each frame's main digit"),
+    LabelSpec("object_digit", ("object",), "int64", DIGITS, "class of each object"),
+    LabelSpec("object_position", ("frame", "object", "axis"), "float32", (), "object centre (row, col), pixels"),
+    LabelSpec("object_velocity", ("frame", "object", "axis"), "float32", (), "object velocity, pixels/frame"),
+)
+
+
+def digit_labels(clip: Clip) -> dict[str, np.ndarray]:
+    """The `DIGIT_LABELS` arrays of one bundled clip."""
+    frames, video = clip.num_frames, clip.kind == "video"
+    return {
+        "kind": np.int8(kind_code(clip.kind)),
+        "digit": np.int64(clip.digit),
+        "motion": np.int64(clip.motion),
+        "frame_digit": np.full(frames, clip.digits[0]) if video else np.asarray(clip.digits),
+        "object_digit": np.asarray(clip.digits) if video else np.asarray(clip.digits[:1]),
+        "object_position": np.asarray(clip.centre, dtype=np.float32),
+        "object_velocity": np.asarray(clip.velocity, dtype=np.float32),
+    }
 
 
 @dataclass(frozen=True)
@@ -137,6 +164,7 @@ class _DigitSource:
     name = ""
     kind = ""
     config_class: type = object
+    label_spec = DIGIT_LABELS
 
     def __init__(self, split: str = "train", n_clips: int = 1024, seed: int = 0, config=None) -> None:
         check_split(split)
@@ -181,17 +209,17 @@ class MovingDigits(_DigitSource):
             frame, mask = composite(layers, background)
             frames.append(frame)
             masks.append(mask)
-        position = np.stack([tr["centre"] for tr in paths], axis=1).astype(np.float32)  # (F, K, 2)
+        centre = np.stack([tr["centre"] for tr in paths], axis=1).astype(np.float32)  # (F, K, 2)
         digits = self._labels[picks]
-        return Clip(
+        return with_labels(Clip(
             frames=np.stack(frames),
             masks=np.stack(masks),
             kind="video",
             digit=int(digits[0]),
             motion=MOTIONS.index(motion),
             digits=digits.copy(),
-            position=position,
-            velocity=_velocity(position),
+            centre=centre,
+            velocity=_velocity(centre),
             split=self.split,
             index=i,
             params={
@@ -201,7 +229,7 @@ class MovingDigits(_DigitSource):
                 "digit_image_ids": [int(self._ids[p]) for p in picks],
                 "objects": [tr["params"] for tr in paths],
             },
-        )
+        ))
 
 
 @dataclass(frozen=True)
@@ -238,14 +266,14 @@ class ImageSequences(_DigitSource):
             frames.append(frame)
             masks.append(mask)
         digits = self._labels[picks]
-        return Clip(
+        return with_labels(Clip(
             frames=np.stack(frames),
             masks=np.stack(masks),
             kind="images",
             digit=int(digits[0]),
             motion=-1,
             digits=digits.copy(),
-            position=centres[:, None, :].astype(np.float32),
+            centre=centres[:, None, :].astype(np.float32),
             velocity=np.full((cfg.frames, 1, 2), np.nan, dtype=np.float32),
             split=self.split,
             index=i,
@@ -255,4 +283,9 @@ class ImageSequences(_DigitSource):
                 "digit_image_ids": [int(self._ids[p]) for p in picks],
                 "scales": [float(s) for s in scales],
             },
-        )
+        ))
+
+
+def with_labels(clip: Clip) -> Clip:
+    clip.labels = digit_labels(clip)
+    return clip

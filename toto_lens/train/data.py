@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from toto_lens.data import Layout, open_source
+from toto_lens.data.mix import parse_mix
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.io import atomic_folder, read_safetensors
 from toto_lens.paths import cache_root
-from toto_lens.train.config import TrainConfig, parse_mix
+from toto_lens.train.config import TrainConfig
 
 ENCODE_CLIPS = 64  # clips rendered and tokenized per chunk
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from toto_lens import distributed as D
 from toto_lens.checkpoints import checkpoint_path, load_checkpoint
 from toto_lens.config import NUM_SPECIAL, ModelConfig
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.model import Toto
-from toto_lens.train import dist as D
 from toto_lens.train.config import TrainConfig
 from toto_lens.train.data import TokenPools, build_pools
 from toto_lens.train.evaluate import autocast, loss_sums, report_from_sums, token_losses, unigram_entropy

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from toto_lens.errors import TotoLensError
-from toto_lens.extract.schema import SCHEMA_VERSION
+from toto_lens.store.schema import SCHEMA_VERSION
 
 
 class CacheError(TotoLensError):
@@ -31,22 +31,13 @@ def list_stores(ckpt: str | os.PathLike) -> list[str]:
     return sorted(p.name[: -len(".zarr")] for p in folder.glob("*.zarr")) if folder.is_dir() else []
 
 
-def default_dataset(ckpt: str | os.PathLike) -> str | None:
-    """The dataset `extract` writes by default for a checkpoint: its first training source, split val."""
-    from toto_lens.checkpoints import read_metadata, resolve_checkpoint
-    from toto_lens.extract.extractor import default_data
-
-    try:
-        return f"{default_data(read_metadata(resolve_checkpoint(ckpt)).get('training') or {})[0]}-val"
-    except TotoLensError:
-        return None
-
-
 def cache_path(ckpt: str | os.PathLike, dataset: str | None = None) -> Path:
     """The store of (checkpoint, dataset); with one store for the checkpoint, the dataset may be omitted."""
     stores = list_stores(ckpt)
     hint = f"extract one with `toto-lens extract --ckpt {Path(ckpt).name}`"
     if dataset is None:
+        from toto_lens.checkpoints import default_dataset
+
         default = default_dataset(ckpt)
         if len(stores) == 1:
             dataset = stores[0]

@@ -22,21 +22,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from toto_lens.errors import ConfigError
-from toto_lens.extract.layers import parse_layers
-from toto_lens.extract.schema import (
+from toto_lens.run.layers import parse_layers
+from toto_lens.store.schema import (
     ExtractRequest,
     Shape,
     clip_labels,
     data_variables,
     label_variables,
     static_coordinates,
+    with_kind,
 )
-from toto_lens.extract.store import (
+from toto_lens.store.writer import (
     ExtractError,
     StoreLock,
     batch_bytes,
@@ -82,16 +82,6 @@ class ExtractResult:
     complete: bool
 
 
-def default_data(training: dict[str, Any]) -> tuple[str, int]:
-    """(source, data seed) the checkpoint was trained on: the first source of its mix."""
-    from toto_lens.train.config import parse_mix
-
-    cfg = training.get("config") or {}
-    if not cfg.get("data"):
-        raise ConfigError("this checkpoint records no training data; name the clips with --data SOURCE")
-    return next(iter(parse_mix(cfg["data"]))), int(cfg.get("data_seed", 0))
-
-
 def prepare(
     ckpt,
     *,
@@ -109,7 +99,9 @@ def prepare(
     tokenizer: str | None = None,
 ):
     """(plan, source, tokenizer, layout, attrs) for a loaded checkpoint; touches no store."""
+    from toto_lens.checkpoints import training_data
     from toto_lens.data import Layout, open_source
+    from toto_lens.data.labels import label_sizes
     from toto_lens.paths import cache_root
     from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
 
@@ -127,7 +119,7 @@ def prepare(
             f"the tokenizer has {tok.vocab_size} codes but the model's vocabulary holds "
             f"{ckpt.config.vocab_size - ckpt.config.code_offset}; use the tokenizer it was trained with"
         )
-    source_name, seed = (data, 0) if data else default_data(ckpt.training)
+    source_name, seed = (data, 0) if data else training_data(ckpt.training)
     if data and ckpt.training.get("config"):
         seed = int(ckpt.training["config"].get("data_seed", 0))
     n = DEFAULT_CLIPS if clips is None else clips
@@ -136,6 +128,8 @@ def prepare(
     source = open_source(source_name, split=split, n_clips=n, seed=seed)
     n = min(n, len(source))
     first = source[0]
+    labels = with_kind(tuple(getattr(source, "label_spec", ())))
+    sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)
     layout = Layout(first.num_frames, *tok.grid)
     if layout.length > ckpt.config.context_length:
         raise ConfigError(
@@ -159,13 +153,14 @@ def prepare(
         cols=layout.cols,
         feature=ckpt.config.dim,
         head=ckpt.config.n_heads,
-        object=first.position.shape[1],
         image=tuple(first.frames.shape[1:]),
+        labels=labels,
+        label_sizes=tuple(sizes.items()),
     )
     name = getattr(source, "name", str(source_name))
     dataset = f"{name}-{split}"
     path = Path(out) if out else cache_root() / ckpt.name / f"{dataset}.zarr"
-    variables = data_variables(request, n) + label_variables(shape)
+    variables = data_variables(request, n, labels) + label_variables(shape)
     attrs = schema_attrs(
         checkpoint={"name": ckpt.name, "path": str(ckpt.path), "sha256": ckpt.sha256},
         model_config=ckpt.config.to_dict(),
@@ -214,8 +209,8 @@ def extract(
     """
     import torch
 
+    from toto_lens import distributed as dist
     from toto_lens.checkpoints import load_checkpoint
-    from toto_lens.train import dist
 
     info = dist.setup(device)
     try:
@@ -292,7 +287,7 @@ def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
 def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, progress, done_before) -> None:
     import torch
 
-    from toto_lens.extract.reduce import run_batch
+    from toto_lens.run.reduce import run_batch
 
     request, B = plan.request, plan.request.batch_size
     written = bytes_on_disk(plan.path) if info.main and progress else 0
@@ -337,7 +332,7 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
                 pattern_rows=max(0, min(stop, request.pattern_clips) - start),
             )
             arrays["masks"] = np.stack([c.masks for c in clips])
-            arrays.update(clip_labels(clips, layout.frames))
+            arrays.update(clip_labels(clips, plan.shape.labels))
             work.put((start, stop, arrays))
     finally:
         work.put(None)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from toto_lens.data import Layout
-from toto_lens.extract.hooks import capture
-from toto_lens.extract.schema import ExtractRequest
+from toto_lens.run.hooks import capture
+from toto_lens.store.schema import ExtractRequest
 
 _DTYPES = {"float16": torch.float16, "float32": torch.float32}
 

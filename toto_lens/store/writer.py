@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from toto_lens.errors import TotoLensError
-from toto_lens.extract.schema import SCHEMA_VERSION, Shape, VarSpec
+from toto_lens.store.schema import SCHEMA_VERSION, Shape, VarSpec
 
 
 class ExtractError(TotoLensError):

@@ -3,7 +3,9 @@
 One `VarSpec` per zarr array. Everything is chunked by the write batch along `clip` and by one layer
 along `layer`, whole along the rest, so that a batch is written as whole chunks by exactly one process
 and reading one layer of one variable touches only its chunks. Per-clip labels are coordinates, listed
-in each data variable's `coordinates` attribute, which is how xarray finds them in a zarr store.
+in each data variable's `coordinates` attribute, which is how xarray finds them in a zarr store. Which
+labels there are, their dims and their class names come from the source's label spec
+(`toto_lens.data.labels`): the schema names none of them.
 """
 
 from __future__ import annotations
@@ -14,28 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from toto_lens.data.labels import KIND_LABEL, LabelSpec, kind_code
 from toto_lens.errors import ConfigError
 
 SCHEMA_VERSION = 1
 ACTS = ("pooled", "frame", "token")
 ATTN = ("frame", "pattern")
 DTYPES = ("float16", "float32")
-KIND_CODES = {"video": 0, "images": 1}
 PER_CLIP_CHUNKS = ("acts_token", "attn_pattern")
 # coordinates that are not dimensions: xarray finds them through each data variable's `coordinates`
 STATIC_COORDS = ("depth", "pos_frame", "row", "col")
-# per-clip labels, written with each batch: name → dims after `clip`
-LABELS: dict[str, tuple[str, ...]] = {
-    "kind": (),
-    "digit": (),
-    "motion": (),
-    "frame_digit": ("frame",),
-    "object_digit": ("object",),
-    "object_position": ("frame", "object", "axis"),
-    "object_velocity": ("frame", "object", "axis"),
-}
-
-
 @dataclass(frozen=True)
 class ExtractRequest:
     """What to extract; stored in the store's attributes, and a resumed run must ask for the same."""
@@ -76,8 +66,9 @@ class Shape:
     cols: int
     feature: int
     head: int
-    object: int
     image: tuple[int, int]
+    labels: tuple[LabelSpec, ...] = ()
+    label_sizes: tuple[tuple[str, int], ...] = ()  # sizes of the label dims, e.g. (("object", 2), ("axis", 2))
 
     @property
     def position(self) -> int:
@@ -86,6 +77,7 @@ class Shape:
     def sizes(self) -> dict[str, int]:
         p, f = self.position, self.frames
         return {
+            **dict(self.label_sizes),
             "clip": self.clip,
             "layer": len(self.layers),
             "position": p,
@@ -96,8 +88,6 @@ class Shape:
             "kframe": f,
             "qpos": p,
             "kpos": p,
-            "object": self.object,
-            "axis": 2,
             "y": self.image[0],
             "x": self.image[1],
         }
@@ -137,9 +127,9 @@ class VarSpec:
         return per_clip * clips * np.dtype(self.dtype).itemsize
 
 
-def data_variables(request: ExtractRequest, clips: int) -> list[VarSpec]:
+def data_variables(request: ExtractRequest, clips: int, label_spec: tuple[LabelSpec, ...]) -> list[VarSpec]:
     """The arrays a request writes, per docs/cache-schema.md."""
-    labels = (*LABELS, *STATIC_COORDS)
+    labels = (*(s.name for s in label_spec), *STATIC_COORDS)
     act = request.dtype
     nan = float("nan")
     specs = [
@@ -165,16 +155,9 @@ def data_variables(request: ExtractRequest, clips: int) -> list[VarSpec]:
 
 
 def label_variables(shape: Shape) -> list[VarSpec]:
-    from toto_lens.data import MOTIONS
-
-    flags = {
-        "kind": {"flag_values": list(KIND_CODES.values()), "flag_meanings": " ".join(KIND_CODES)},
-        "motion": {"flag_values": list(range(len(MOTIONS))), "flag_meanings": " ".join(MOTIONS)},
-    }
-    dtypes = {"kind": "int8", "object_position": "float32", "object_velocity": "float32"}
+    """One coordinate array along `clip` per declared label, with its flag meanings."""
     return [
-        VarSpec(name, ("clip", *dims), dtypes.get(name, "int64"), shape.clip, 0, (), flags.get(name, {}))
-        for name, dims in LABELS.items()
+        VarSpec(s.name, ("clip", *s.dims), s.dtype, shape.clip, 0, (), s.attrs()) for s in shape.labels
     ]
 
 
@@ -182,27 +165,24 @@ def static_coordinates(shape: Shape, pos_frame, row, col) -> dict[str, tuple[tup
     """Coordinates known before any clip is seen, written once at creation."""
     sizes = shape.sizes()
     index = {d: np.arange(sizes[d]) for d in ("position", "frame", "head", "feature", "qframe", "kframe")}
-    index.update({d: np.arange(sizes[d]) for d in ("qpos", "kpos", "object", "y", "x")})
+    index.update({d: np.arange(sizes[d]) for d in ("qpos", "kpos", "y", "x", *dict(shape.label_sizes))})
     coords = {d: ((d,), v) for d, v in index.items()}
     coords["clip"] = (("clip",), np.arange(shape.clip))
     coords["layer"] = (("layer",), np.array(shape.layers))
     coords["depth"] = (("layer",), np.array(shape.layers, dtype=np.float64) / shape.n_blocks)
-    coords["axis"] = (("axis",), np.array([0, 1]))
     for name, values in (("pos_frame", pos_frame), ("row", row), ("col", col)):
         coords[name] = (("position",), np.asarray(values, dtype=np.int64))
     return coords
 
 
-def clip_labels(clips: list, frames: int) -> dict[str, np.ndarray]:
-    """Label arrays of a batch of `Clip`s, one entry per LABELS name (leading dim = clip)."""
-    out: dict[str, list] = {name: [] for name in LABELS}
-    for c in clips:
-        video = c.kind == "video"
-        out["kind"].append(KIND_CODES[c.kind])
-        out["digit"].append(c.digit)
-        out["motion"].append(c.motion)
-        out["frame_digit"].append(np.full(frames, c.digits[0]) if video else np.asarray(c.digits))
-        out["object_digit"].append(np.asarray(c.digits) if video else np.asarray(c.digits[:1]))
-        out["object_position"].append(c.position)
-        out["object_velocity"].append(c.velocity)
-    return {k: np.asarray(v) for k, v in out.items()}
+def clip_labels(clips: list, label_spec: tuple[LabelSpec, ...]) -> dict[str, np.ndarray]:
+    """Label arrays of a batch of `Clip`s, one per declared label (leading dim = clip)."""
+    def value(clip, name: str):  # every clip has a kind, declared as a label or not
+        return kind_code(clip.kind) if name == "kind" and name not in clip.labels else clip.labels[name]
+
+    return {s.name: np.stack([np.asarray(value(c, s.name), dtype=s.dtype) for c in clips]) for s in label_spec}
+
+
+def with_kind(label_spec: tuple[LabelSpec, ...]) -> tuple[LabelSpec, ...]:
+    """A source's label spec with the `kind` label every store holds, first."""
+    return label_spec if any(s.name == "kind" for s in label_spec) else (KIND_LABEL, *label_spec)

@@ -1,0 +1,29 @@
+"""Data mixes: `moving-digits=0.8,image-digits=0.2`, the sources a run trains on and their weights.
+
+One parser for the trainer (which samples each batch in these proportions, as the paper's Table 2 mixes
+datasets), the checkpoint's record of its training data, and the extractor's default dataset.
+"""
+
+from __future__ import annotations
+
+from toto_lens.errors import ConfigError
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """ "moving-digits=0.8,image-digits=0.2" → {name: weight}, normalised; a bare name weighs 1."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition("=")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"data mix: weight {weight!r} of {name!r} is not a number") from None
+        if value <= 0 or name in mix:
+            raise ConfigError(f"data mix: each source once with a positive weight, got {text!r}")
+        mix[name] = value
+    if not mix:
+        raise ConfigError(
+            "data: name at least one source, e.g. moving-digits or moving-digits=0.8,image-digits=0.2"
+        )
+    total = sum(mix.values())
+    return {k: v / total for k, v in mix.items()}
