@@ -57,8 +57,12 @@ def _tokens(config: ModelConfig, T: int = 24) -> torch.Tensor:
 def _residuals(model: Toto, tokens: torch.Tensor) -> list[torch.Tensor]:
     """Our residual stream per layer: 0 = token embeddings, i ≥ 1 = output of block i − 1."""
     seen = []
-    hooks = [model.tok_embeddings.register_forward_hook(lambda m, i, out: seen.append(out))]
-    hooks += [b.register_forward_hook(lambda m, i, out: seen.append(out[0])) for b in model.blocks]
+
+    def keep(module, args, out):  # a block returns its output, or (output, attention pattern)
+        seen.append(out[0] if isinstance(out, tuple) else out)
+
+    hooks = [model.tok_embeddings.register_forward_hook(keep)]
+    hooks += [b.register_forward_hook(keep) for b in model.blocks]
     try:
         with torch.no_grad():
             model(tokens)
@@ -326,7 +330,7 @@ def test_an_unknown_export_format_is_one_error_line(tmp_path, capsys):
     code, _, err = run_cli(
         capsys, "export", "--ckpt", "src", "--format", "onnx", "--out", str(tmp_path / "o")
     )
-    assert code == 2 and "--format 'onnx'" in err, f"an unknown format must be named: {err}"
+    assert code == 2 and "format 'onnx'" in err, f"an unknown format must be named: {err}"
     assert not (tmp_path / "o").exists(), "nothing may be written for a refused export"
 
 

@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 from extract_helpers import make_checkpoint
-from helpers import run_cli
+from helpers import reference_patterns, run_cli
 
 from toto_lens import load_checkpoint, open_cache
 from toto_lens.config import variants
 from toto_lens.data import Layout, open_source
 from toto_lens.paths import cache_root
-from toto_lens.run import ExtractPlan, extract
+from toto_lens.run import ExtractPlan, capture, extract
 from toto_lens.run.reduce import frame_attention, frame_attention_from_scores
 from toto_lens.store import CacheError
 from toto_lens.store.writer import StoreLock, bytes_on_disk
@@ -27,7 +27,7 @@ def plain_forward(model, tokens):
     T = tokens.shape[1]
     states = [x]
     for block in model.blocks:
-        x, _ = block(x, model.rope_cos[:T], model.rope_sin[:T], None)
+        x = block(x, model.rope_cos[:T], model.rope_sin[:T], None)
         states.append(x)
     logits = model.output(model.norm(x)) * model.output_scale
     return torch.stack(states, 1), logits  # (B, L+1, T, D), (B, T, V)
@@ -53,7 +53,7 @@ def reference(n=CLIPS):
     tokens = torch.as_tensor(layout.encode_clips(clips, tok))
     with torch.no_grad():
         states, logits = plain_forward(ck.model, tokens)
-        _, patterns = ck.model(tokens, return_patterns=True)
+        patterns, _ = reference_patterns(ck.model, tokens)
     return ck, layout, tokens, states, logits, patterns
 
 
@@ -111,12 +111,12 @@ def test_frame_attention_from_scores_in_small_query_blocks_with_grouped_heads():
     model = Toto(config).eval()
     layout = Layout(4, 4, 4)  # 4 frames of 4×4 tokens: T = 66
     tokens = torch.randint(4, 40, (2, layout.length))
-    with torch.no_grad():
-        _, patterns = model(tokens, return_patterns=True)
-        x = model.blocks[0].attention_norm(model.tok_embeddings(tokens))
-        attn = model.blocks[0].attn
-        q, k = attn.queries_keys(x, model.rope_cos[: layout.length], model.rope_sin[: layout.length])
-    got = frame_attention_from_scores(q, k, attn.scale, layout, queries=16)
+    with torch.no_grad(), capture(model, ["blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_rot_k"]) as cache:
+        model(tokens)
+        patterns, _ = reference_patterns(model, tokens)
+    q = cache["blocks.0.attn.hook_rot_q"].transpose(1, 2)  # (B, H, T, hd)
+    k = cache["blocks.0.attn.hook_rot_k"].transpose(1, 2).repeat_interleave(2, dim=1)  # 2 kv heads → 4
+    got = frame_attention_from_scores(q, k, model.blocks[0].attn.scale, layout, queries=16)
     np.testing.assert_allclose(got.numpy(), frame_attention(patterns[0], layout).numpy(), atol=1e-5)
 
 

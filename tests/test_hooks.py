@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import reference_patterns
+
 from toto_lens.model import Toto
 from toto_lens.run import HookError, LayerSpecError, capture, hook_points, parse_layers
 
@@ -25,9 +27,10 @@ def test_captured_values_are_the_model_internals(model):
                                           "blocks.1.attn.hook_z", "blocks.1.attn.hook_pattern"]) as cache:  # fmt: skip
         logits = model(x)
         emb = model.tok_embeddings(x)
-        h, _ = model.blocks[0](emb, model.rope_cos[:10], model.rope_sin[:10], None)
+        h = model.blocks[0](emb, model.rope_cos[:10], model.rope_sin[:10], None)
         mlp_in = model.blocks[0].ffn_norm(emb + model.blocks[0].attn(model.blocks[0].attention_norm(emb),
-                                          model.rope_cos[:10], model.rope_sin[:10], None)[0])  # fmt: skip
+                                          model.rope_cos[:10], model.rope_sin[:10], None))  # fmt: skip
+        patterns, _ = reference_patterns(model, x)
     torch.testing.assert_close(cache["hook_embed"], emb, msg="hook_embed is not the token embedding")
     torch.testing.assert_close(cache["blocks.0.hook_resid_post"], h, msg="resid_post is not block 0's output")
     post = F.silu(model.blocks[0].mlp.w1(mlp_in)) * model.blocks[0].mlp.w3(mlp_in)
@@ -38,9 +41,23 @@ def test_captured_values_are_the_model_internals(model):
         "hook_z must be split into heads (B, T, H, hd)"
     )
     pattern = cache["blocks.1.attn.hook_pattern"]
-    assert pattern.shape == (2, 4, 10, 10) and torch.allclose(pattern.sum(-1), torch.ones(2, 4, 10))
+    torch.testing.assert_close(pattern, patterns[1], msg="hook_pattern is not softmax(q·k) of block 1")
     torch.testing.assert_close(model(x), logits, msg="capturing must not change the output")
     assert all(b.attn.impl == "sdpa" for b in model.blocks), "the eager path must be switched back"
+
+
+def test_rotated_queries_and_keys_give_the_pattern(model):
+    x = torch.randint(4, 40, (2, 10))
+    names = ["blocks.1.attn.hook_rot_q", "blocks.1.attn.hook_rot_k"]
+    with torch.no_grad(), capture(model, names) as cache:
+        model(x)
+        patterns, _ = reference_patterns(model, x)
+    q, k = cache[names[0]], cache[names[1]]
+    assert q.shape == (2, 10, 4, 8) and k.shape == (2, 10, 4, 8), "rotated q/k are (B, T, H, hd), as in TL"
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * model.blocks[1].attn.scale
+    scores = scores.masked_fill(~torch.ones(10, 10, dtype=torch.bool).tril(), float("-inf"))
+    torch.testing.assert_close(scores.softmax(-1), patterns[1], msg="the rotated q/k do not make the pattern")
+    assert all(b.attn.impl == "sdpa" for b in model.blocks), "reading q/k must keep the fused path"
 
 
 def test_hooks_are_gone_after_an_exception(model):
@@ -69,7 +86,7 @@ def test_unknown_hook_names_are_refused(model):
     ):
         pass
     assert hook_count(model) == 0
-    assert len(hook_points(model)) == 2 + 15 * len(model.blocks)
+    assert len(hook_points(model)) == 2 + 17 * len(model.blocks)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from helpers import run_cli
+from helpers import reference_patterns, run_cli
 
 from toto_lens.analysis import AnalysisError
 from toto_lens.analysis.induction import (
@@ -122,7 +122,7 @@ def test_runner_on_a_tiny_model_matches_the_pure_scores(model, tiny_config):
     assert r.min() >= tiny_config.code_offset and r.max() < tiny_config.vocab_size, "r must be visual ids"
     assert torch.equal(r[:, :10], r[:, 10:]), "the second copy should repeat the first"
     with torch.no_grad():
-        _, patterns = model(seq, return_patterns=True)
+        patterns, _ = reference_patterns(model, seq)
     for block, pattern in enumerate(patterns):
         np.testing.assert_allclose(
             ds["prefix_matching"].sel(layer=block + 1).values,

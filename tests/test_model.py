@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from helpers import reference_patterns
+
 from toto_lens import Toto
 from toto_lens.model import apply_rope, rope_table
 
@@ -58,23 +60,27 @@ def test_eager_and_sdpa_agree(any_config):
     x = _tokens(any_config, T=32)
     with torch.no_grad():
         sdpa = model(x)
-        eager, patterns = model(x, return_patterns=True)
-    assert (sdpa - eager).abs().max().item() <= 1e-5
-    assert model.blocks[0].attn.impl == "sdpa", "return_patterns must not switch the model's path for good"
-    assert len(patterns) == any_config.n_layers
-    p = patterns[0]
+        eager = model.set_attn_impl("eager")(x)
+    assert (sdpa - eager).abs().max().item() <= 1e-5, "the two attention paths compute different functions"
+
+
+def test_hook_pattern_sees_the_pattern_the_weights_give(any_config):
+    model = Toto(any_config).eval().set_attn_impl("eager")
+    x = _tokens(any_config, T=32)
+    with torch.no_grad():
+        expected, _ = reference_patterns(model, x)
+    seen = []
+    for block in model.blocks:
+        block.attn.hook_pattern.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        model(x)
+    assert len(seen) == any_config.n_layers, "every eager layer passes its pattern through hook_pattern"
+    p = seen[0]
     assert p.shape == (2, any_config.n_heads, 32, 32)
     assert_close(p.sum(-1), torch.ones(p.shape[:-1]))
     assert torch.all(p.triu(1) == 0), "attention to future positions"
-
-
-def test_hook_pattern_sees_the_pattern(tiny_config):
-    model = Toto(tiny_config).eval().set_attn_impl("eager")
-    seen = {}
-    model.blocks[1].attn.hook_pattern.register_forward_hook(lambda m, i, o: seen.setdefault("p", o))
-    with torch.no_grad():
-        _, patterns = model(_tokens(tiny_config), return_patterns=True)
-    assert torch.equal(seen["p"], patterns[1])
+    for got, want in zip(seen, expected, strict=True):
+        assert_close(got, want, atol=1e-6, rtol=0)
 
 
 def test_rope_scores_depend_only_on_relative_position():

@@ -6,8 +6,12 @@ logging, no I/O. Two attention paths compute the same function:
 
 * `scaled_dot_product_attention` (the default, fused), and
 * an eager path (`model.set_attn_impl("eager")`) that materialises the pattern and passes it through
-  the identity module `blocks.{i}.attn.hook_pattern`, so that forward hooks (TransformerLens names)
-  or `forward(..., return_patterns=True)` can read it.
+  the identity module `blocks.{i}.attn.hook_pattern`.
+
+Three identity modules per attention layer are the model's only seams for looking inside: `hook_rot_q`,
+`hook_rot_k` (the rotated queries and keys the scores are made of) and `hook_pattern`. Reading any
+activation goes through `toto_lens.run.capture`, which gives them, and every module output, TransformerLens
+names.
 
 Incremental decoding uses a static KV cache (`setup_caches`, then `forward(tokens, input_pos)`),
 as gpt-fast does. The parameter names here are the checkpoint's names; weights in Hugging Face or
@@ -88,6 +92,8 @@ class Attention(nn.Module):
             base_hd = config.mup_base_width // config.n_heads
             self.scale = math.sqrt(base_hd) / self.head_dim
         self.impl = "sdpa"
+        self.hook_rot_q = nn.Identity()  # sees the rotated queries (B, H, T, hd)
+        self.hook_rot_k = nn.Identity()  # sees the rotated keys (B, Hkv, T, hd), before the KV cache
         self.hook_pattern = nn.Identity()  # sees (B, H, T, S) softmax weights on the eager path
         self.kv_cache: KVCache | None = None
 
@@ -96,18 +102,9 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
-        return apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return self.hook_rot_q(apply_rope(q, cos, sin)), self.hook_rot_k(apply_rope(k, cos, sin))
 
-    def queries_keys(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
-        """The rotated queries and keys (B, H, T, hd) the attention scores of x are made of, keys repeated
-        to every query head (GQA); scores = q @ kᵀ · self.scale. For analyses that need the scores
-        without the eager path's (B, H, T, T) pattern."""
-        q, k = self._rotated(x, cos, sin)
-        return q, k.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
-
-    def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None
-    ) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None) -> Tensor:
         B, T, _ = x.shape
         q, k = self._rotated(x, cos, sin)  # (B, H, T, hd), (B, Hkv, T, hd)
         v = self.wv(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
@@ -124,7 +121,6 @@ class Attention(nn.Module):
             k = k.repeat_interleave(self.n_heads // self.kv_heads, dim=1)  # (B, H, S, hd)
             v = v.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
 
-        pattern = None
         if self.impl == "sdpa":
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scale
@@ -137,7 +133,7 @@ class Attention(nn.Module):
             pattern = self.hook_pattern(torch.softmax(scores.float(), dim=-1).type_as(q))
             y = pattern @ v  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, D)
-        return self.wo(y), pattern
+        return self.wo(y)
 
 
 class FeedForward(nn.Module):
@@ -161,13 +157,9 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = FeedForward(config)
 
-    def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None
-    ) -> tuple[Tensor, Tensor | None]:
-        a, pattern = self.attn(self.attention_norm(x), cos, sin, input_pos)
-        x = x + a
-        x = x + self.mlp(self.ffn_norm(x))
-        return x, pattern
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Tensor | None) -> Tensor:
+        x = x + self.attn(self.attention_norm(x), cos, sin, input_pos)
+        return x + self.mlp(self.ffn_norm(x))
 
 
 class Toto(nn.Module):
@@ -227,7 +219,7 @@ class Toto(nn.Module):
                 nn.init.normal_(p, std=s)
 
     def set_attn_impl(self, impl: str) -> Toto:
-        """ "sdpa" (fused, default) or "eager" (materialises patterns for hooks and return_patterns)."""
+        """ "sdpa" (fused, default) or "eager" (materialises the patterns `hook_pattern` sees)."""
         if impl not in ATTN_IMPLS:
             raise ValueError(f"attention implementation must be one of {ATTN_IMPLS}, got {impl!r}")
         for block in self.blocks:
@@ -250,14 +242,11 @@ class Toto(nn.Module):
         for block in self.blocks:
             block.attn.kv_cache = None
 
-    def forward(
-        self, tokens: Tensor, input_pos: Tensor | None = None, *, return_patterns: bool = False
-    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+    def forward(self, tokens: Tensor, input_pos: Tensor | None = None) -> Tensor:
         """Logits (B, T, vocab) for tokens (B, T).
 
         input_pos (T,): absolute positions of `tokens` when decoding with the KV cache; None means the
-        tokens start at position 0 and no cache is used. return_patterns=True switches to the eager path
-        for this call and also returns one (B, H, T, S) attention pattern per layer.
+        tokens start at position 0 and no cache is used.
         """
         B, T = tokens.shape
         if input_pos is None:
@@ -268,22 +257,13 @@ class Toto(nn.Module):
             cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         else:
             cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
-        impls = [b.attn.impl for b in self.blocks]
-        if return_patterns:
-            self.set_attn_impl("eager")
-        try:
-            x = self.tok_embeddings(tokens)  # (B, T, D)
-            patterns = []
-            for block in self.blocks:
-                x, pattern = block(x, cos, sin, input_pos)
-                patterns.append(pattern)
-            logits = self.output(self.norm(x))  # (B, T, V)
-            if self.output_scale != 1.0:
-                logits = logits * self.output_scale
-        finally:
-            for block, impl in zip(self.blocks, impls, strict=True):
-                block.attn.impl = impl
-        return (logits, patterns) if return_patterns else logits
+        x = self.tok_embeddings(tokens)  # (B, T, D)
+        for block in self.blocks:
+            x = block(x, cos, sin, input_pos)
+        logits = self.output(self.norm(x))  # (B, T, V)
+        if self.output_scale != 1.0:
+            logits = logits * self.output_scale
+        return logits
 
     @torch.no_grad()
     def generate(

@@ -26,11 +26,9 @@ def export(
 
     `transformers.LlamaForCausalLM.from_pretrained(OUT)` then computes the checkpoint's logits.
     """
-    from toto_lens.convert import ConvertError, export_hf
+    from toto_lens.convert import export_checkpoint
 
-    if fmt != "hf":
-        raise ConvertError(f"--format {fmt!r} is not supported; use --format hf")
-    path = export_hf(ckpt, out, overwrite=overwrite)
+    path = export_checkpoint(ckpt, out, fmt=fmt, overwrite=overwrite)
     console.print(f"wrote {path} (Hugging Face LlamaForCausalLM: config.json, model.safetensors)")
 
 

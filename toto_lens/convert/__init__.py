@@ -4,10 +4,17 @@ Meta/gpt-fast state dicts.
 * `table`: one table of parameter names (ours, Hugging Face, Meta/gpt-fast) and layout detection.
 * `state`: state dicts in either direction: rotary row order, gpt-fast's fused wqkv, μP folded into
   the weights on export.
-* `hf`: Hugging Face folders (config.json + safetensors, sharded or not): `export_hf`, `import_hf`.
+* `hf`: Hugging Face folders (config.json + safetensors, sharded or not): `export_hf` (`export_checkpoint`), `import_hf`.
 """
 
-from toto_lens.convert.hf import config_from_llama, export_hf, import_hf, llama_config, read_llama_folder
+from toto_lens.convert.hf import (
+    config_from_llama,
+    export_checkpoint,
+    export_hf,
+    import_hf,
+    llama_config,
+    read_llama_folder,
+)
 from toto_lens.convert.state import (
     check_state,
     half_to_interleaved,
@@ -23,6 +30,7 @@ __all__ = [
     "check_state",
     "config_from_llama",
     "detect_format",
+    "export_checkpoint",
     "export_hf",
     "half_to_interleaved",
     "import_hf",

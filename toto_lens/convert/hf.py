@@ -158,6 +158,8 @@ def _check_supported(hf: dict[str, Any]) -> None:
 def read_llama_folder(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config.json dict, state dict) of a Hugging Face folder: one model.safetensors or its shards."""
     root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ConvertError(f"no folder {root}; give the folder that holds config.json and the safetensors")
     hf = read_json(root / CONFIG, redo=_REDO, error=ConvertError)
     if (root / INDEX).is_file():
         index = read_json(root / INDEX, redo=_REDO, error=ConvertError)
@@ -174,6 +176,15 @@ def read_llama_folder(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[s
     if not (root / WEIGHTS).is_file() and any(root.glob("*.bin")):
         raise ConvertError(f"{root} holds only pickled *.bin weights; toto-lens reads safetensors: {_REDO}")
     return hf, read_safetensors(root / WEIGHTS, redo=_REDO, error=ConvertError)
+
+
+def export_checkpoint(
+    ckpt: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "hf", overwrite: bool = False
+) -> Path:
+    """Write checkpoint `ckpt` in another layout at `out`; fmt "hf" (the only one so far): `export_hf`."""
+    if fmt != "hf":
+        raise ConvertError(f"export format {fmt!r} is not supported; export writes 'hf' (Hugging Face Llama)")
+    return export_hf(ckpt, out, overwrite=overwrite)
 
 
 def export_hf(ckpt: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -8,6 +8,7 @@ means (its output, the first element of its output tuple, or its first input):
     blocks.{i}.hook_resid_pre          blocks[i] input                (B, T, D)
     blocks.{i}.ln1.hook_normalized     blocks[i].attention_norm output
     blocks.{i}.attn.hook_q / k / v     wq / wk / wv output            (B, T, H, hd)
+    blocks.{i}.attn.hook_rot_q / rot_k rotated queries / keys         (B, T, H, hd)  (keys: kv heads)
     blocks.{i}.attn.hook_pattern       softmax weights                (B, H, T, S), eager attention only
     blocks.{i}.attn.hook_z             wo input                       (B, T, H, hd)
     blocks.{i}.hook_attn_out           attn output                    (B, T, D)
@@ -40,23 +41,26 @@ class HookError(ConfigError):
     """A hook name the model does not have."""
 
 
-# name suffix → (module path under blocks[i], which value, heads reshape)
+# name suffix → (module path under blocks[i], which value, heads reshape). Values: a module's input
+# ("in"), its output ("out"), or its (B, H, T, hd) output seen as (B, T, H, hd) ("out_heads", TL's order).
 _BLOCK_POINTS: dict[str, tuple[str, str, bool]] = {
     "hook_resid_pre": ("", "in", False),
     "ln1.hook_normalized": ("attention_norm", "out", False),
     "attn.hook_q": ("attn.wq", "out", True),
     "attn.hook_k": ("attn.wk", "out", True),
     "attn.hook_v": ("attn.wv", "out", True),
+    "attn.hook_rot_q": ("attn.hook_rot_q", "out_heads", False),
+    "attn.hook_rot_k": ("attn.hook_rot_k", "out_heads", False),
     "attn.hook_pattern": ("attn.hook_pattern", "out", False),
     "attn.hook_z": ("attn.wo", "in", True),
-    "hook_attn_out": ("attn", "out0", False),
+    "hook_attn_out": ("attn", "out", False),
     "hook_resid_mid": ("ffn_norm", "in", False),
     "ln2.hook_normalized": ("ffn_norm", "out", False),
     "mlp.hook_pre": ("mlp.w1", "out", False),
     "mlp.hook_pre_linear": ("mlp.w3", "out", False),
     "mlp.hook_post": ("mlp.w2", "in", False),
     "hook_mlp_out": ("mlp", "out", False),
-    "hook_resid_post": ("", "out0", False),
+    "hook_resid_post": ("", "out", False),
 }
 _TOP_POINTS = {"hook_embed": ("tok_embeddings", "out"), "ln_final.hook_normalized": ("norm", "out")}
 _BLOCK_NAME = re.compile(r"blocks\.(\d+)\.(.+)")
@@ -133,7 +137,7 @@ def capture(
 
         if which == "in":
             return module.register_forward_pre_hook(lambda _m, args: emit(args[0]))
-        pick = (lambda out: out[0]) if which == "out0" else (lambda out: out)
+        pick = (lambda out: out.transpose(1, 2)) if which == "out_heads" else (lambda out: out)
         return module.register_forward_hook(lambda _m, _args, out: emit(pick(out)))
 
     try:

@@ -6,8 +6,8 @@ per-token activations; attention patterns are reduced to frame-to-frame mass the
 holds one layer's full activations at a time, not all of them (TransformerLens's `run_with_cache` holds
 every layer, then reduces). The per-token loss comes from the logits of the same forward pass.
 
-Frame-to-frame attention alone (`--attn frame`, no patterns) keeps the fast fused attention: a hook on
-each attention module recomputes its rotated queries and keys and reduces the scores a query frame or
+Frame-to-frame attention alone (`--attn frame`, no patterns) keeps the fast fused attention: the rotated
+queries and keys of each block (`attn.hook_rot_q` / `hook_rot_k`) are reduced to scores a query frame or
 two at a time, so no (B, H, T, T) pattern is ever held (see `frame_attention_from_scores`).
 """
 
@@ -28,10 +28,13 @@ _DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 def hook_names(request: ExtractRequest) -> dict[str, int]:
     """Hook name → layer number for the residual stream and, when patterns are asked, the patterns (which
-    then give the frame-to-frame mass as well)."""
+    then give the frame-to-frame mass as well); frame mass alone reads the rotated queries and keys."""
     names = {("hook_embed" if n == 0 else f"blocks.{n - 1}.hook_resid_post"): n for n in request.layers}
+    blocks = [n for n in request.layers if n > 0]
     if "pattern" in request.attn:
-        names.update({f"blocks.{n - 1}.attn.hook_pattern": n for n in request.layers if n > 0})
+        names.update({f"blocks.{n - 1}.attn.hook_pattern": n for n in blocks})
+    elif "frame" in request.attn:
+        names.update({f"blocks.{n - 1}.attn.hook_{qk}": n for n in blocks for qk in ("rot_q", "rot_k")})
     return names
 
 
@@ -89,9 +92,18 @@ def run_batch(
     position = {layer: i for i, layer in enumerate(request.layers)}
     out_dtype = _DTYPES[request.dtype]
     parts: dict[str, dict[int, Any]] = {k: {} for k in ("pooled", "frame", "token", "attn_frame", "pattern")}
+    queries: list[torch.Tensor] = []  # a block's rotated queries, until its keys arrive
 
     def reduce(name: str, value: torch.Tensor) -> None:
         layer = names[name]
+        if name.endswith("hook_rot_q"):
+            queries.append(value.transpose(1, 2))  # (B, H, T, hd); its keys come next
+            return
+        if name.endswith("hook_rot_k"):
+            attn = model.blocks[layer - 1].attn
+            k = value.transpose(1, 2).repeat_interleave(attn.n_heads // attn.kv_heads, dim=1)  # (B, H, T, hd)
+            parts["attn_frame"][layer] = frame_attention_from_scores(queries.pop(), k, attn.scale, layout)
+            return
         if name.endswith("hook_pattern"):
             if "frame" in request.attn:
                 parts["attn_frame"][layer] = frame_attention(value, layout).cpu()
@@ -107,24 +119,8 @@ def run_batch(
         if "token" in request.acts and token_rows:
             parts["token"][layer] = value[:token_rows].to(out_dtype).cpu()
 
-    def scores_hook(layer: int):
-        def hook(module, args, _output) -> None:
-            x, cos, sin = args[:3]
-            q, k = module.queries_keys(x, cos, sin)
-            parts["attn_frame"][layer] = frame_attention_from_scores(q, k, module.scale, layout)
-
-        return hook
-
-    handles = []
-    if "frame" in request.attn and "pattern" not in request.attn:
-        blocks = model.blocks
-        handles = [blocks[n - 1].attn.register_forward_hook(scores_hook(n)) for n in request.layers if n > 0]
-    try:
-        with capture(model, list(names), reduce):
-            logits = model(tokens)  # (B, T, V)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with capture(model, list(names), reduce):
+        logits = model(tokens)  # (B, T, V)
     nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
     loss = torch.full(tokens.shape, float("nan"))
     loss[:, 1:] = nll.cpu()

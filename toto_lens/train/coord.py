@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from toto_lens.config import ModelConfig
 from toto_lens.model import Toto
+from toto_lens.run.hooks import capture
 from toto_lens.train.config import TrainConfig
 from toto_lens.train.optim import make_optimizer, set_lr
 
@@ -55,16 +56,8 @@ def coord_check(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         sizes: list[float] = []
-        record = lambda module, inputs, output, sizes=sizes: sizes.append(_size(output))  # noqa: E731
-        hooks = [m.register_forward_hook(record) for m in (model.tok_embeddings, *model.blocks)]
-        with torch.no_grad():
+        names = ["hook_embed", "blocks.*.hook_resid_post"]  # in forward order: embeddings, each block
+        with torch.no_grad(), capture(model, names, lambda _name, x: sizes.append(x.abs().mean().item())):
             logits = model(data[steps][:, :-1])
-        for h in hooks:
-            h.remove()
         out[width] = sizes + [logits.abs().mean().item()]
     return out
-
-
-def _size(output) -> float:
-    x = output[0] if isinstance(output, tuple) else output
-    return x.abs().mean().item()
