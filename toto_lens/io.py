@@ -125,3 +125,12 @@ def dict_attr(attrs: dict[str, Any], name: str) -> dict[str, Any]:
         except ValueError:
             return {"name": value}
     return value if isinstance(value, dict) else {}
+
+
+def human_bytes(n: float) -> str:
+    """1234567 → '1.2 MB' (decimal units, as `du --si`)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

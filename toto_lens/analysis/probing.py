@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +53,7 @@ from toto_lens.analysis.probe_inputs import (  # the registry is re-exported: us
     split_rows,
     task_rows,
 )
+from toto_lens.progress import Progress, report
 
 if TYPE_CHECKING:
     from toto_lens.analysis.attention_probes import AttentionConfig
@@ -93,7 +94,7 @@ def probe_layers(
     val_fraction: float = 0.3,
     l2: Sequence[float] = L2_GRID,
     attention: AttentionConfig | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> xr.Dataset:
     """Probe every selected layer of the cache for every task, probe and seed.
 
@@ -101,7 +102,8 @@ def probe_layers(
     `chosen` (the L2 strength or learning rate picked on the inner fold); `n_train`, `n_val` (task, probe,
     seed) in clips; coordinates `depth` (layer), `metric` and `chance` (task: majority-class val accuracy,
     0 for R²). A probe that does not apply to a task is NaN. `attention` is an
-    `attention_probes.AttentionConfig`; `progress` receives a line per fitted (task, probe, seed).
+    `attention_probes.AttentionConfig`; `progress` (`toto_lens.progress`) hears of every (task, probe) fitted
+over all its layers and seeds, with its best seed-mean val score.
     """
     tasks, probes = list(tasks), list(probes)
     for names, known, what in ((tasks, TASKS, "task"), (probes, PROBES, "probe")):
@@ -127,6 +129,7 @@ def probe_layers(
     counts = np.zeros((2, len(tasks), len(probes), len(seeds)), dtype=np.int64)  # train, val clips
     chance = np.zeros(len(tasks))
     features = CacheFeatures(ds, layer_list)
+    pairs = [(t, p) for t in tasks for p in probes if TASKS[t].probes is None or p in TASKS[t].probes]
     for ti, (task, rows) in enumerate(zip((TASKS[t] for t in tasks), labelled, strict=True)):
         splits = []
         for seed in seeds:
@@ -160,12 +163,10 @@ def probe_layers(
                 fields = tuple(np.stack([getattr(f, k) for f in each]) for k in ("train", "val", "chosen"))
             for key, value in zip(("train_score", "val_score", "chosen"), fields, strict=True):
                 out[key][ti, pi] = value.T  # (layer, seed)
-            if progress is not None:
-                best = np.max(fields[1].mean(0))
-                took = time.perf_counter() - t0
-                progress(
-                    f"{task.name} / {probe} / {len(seeds)} seeds: best mean val {best:.3f} ({took:.1f} s)"
-                )
+            done = pairs.index((task.name, probe)) + 1
+            best, took = float(np.max(fields[1].mean(0))), time.perf_counter() - t0
+            report(progress, "probe", done, len(pairs), "task×probe", last=f"{task.name}/{probe}",
+                   best=round(best, 3), seconds=round(took, 1))  # fmt: skip
     return _result(ds, tasks, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated
 
 import typer
@@ -12,20 +11,13 @@ from rich.table import Table
 
 from toto_lens.cli.app import CkptOpt, app, console
 from toto_lens.errors import ConfigError
+from toto_lens.io import human_bytes
 
 
 def _names(text: str, what: str) -> tuple[str, ...]:
     if text.strip().lower() in ("", "none"):
         return ()
     return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 @app.command("extract")
@@ -66,24 +58,20 @@ def extract_cmd(
     Run the same command again after an interruption to continue where it stopped. Under
     `torchrun --nproc_per_node=K` each process extracts its own batches into the same store.
     """
+    from toto_lens.cli.progress import CliProgress
     from toto_lens.run import ExtractPlan, extract
 
     if batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")
-    rank0 = int(os.environ.get("RANK", "0")) == 0
-    bar = _Progress() if rank0 else None
     kwargs = dict(
         data=data, split=split, clips=clips, batch_size=batch_size, out=out, layers=layers,
         acts=_names(acts, "acts"), token_clips=token_clips, attn=_names(attn, "attn"),
         pattern_clips=pattern_clips, dtype=dtype, device=device, tokenizer=tokenizer,
         overwrite=overwrite, dry_run=dry_run,
     )  # fmt: skip
-    try:
-        result = extract(ckpt, progress=bar.update if bar else None, **kwargs)
-    finally:
-        if bar:
-            bar.close()
-    if not rank0:
+    with CliProgress(console) as bar:
+        result = extract(ckpt, progress=bar, **kwargs)
+    if int(os.environ.get("RANK", "0")) != 0:
         return
     if isinstance(result, ExtractPlan):
         console.print(f"dry run, nothing written; {result.path} would hold:", soft_wrap=True)
@@ -113,36 +101,3 @@ def plan_table(plan) -> Table:
                   human_bytes(sum(sizes.values())))  # fmt: skip
     table.caption = "sizes before compression; unwritten parts (token_clips, pattern_clips) take no disk"
     return table
-
-
-class _Progress:
-    """A rich bar with clips/s and the store's size on a terminal; a log line every ~10 % otherwise."""
-
-    def __init__(self) -> None:
-        self.bar = None
-        self.task = None
-        self.next_log = 0.0
-
-    def update(self, done: int, total: int, size: int, rate: float) -> None:
-        if sys.stdout.isatty():
-            self._bar(total).update(self.task, completed=done, rate=rate, size=human_bytes(size))
-        elif done / total >= self.next_log or done == total:
-            console.print(f"extract: {done}/{total} clips, {rate:.1f} clips/s, store {human_bytes(size)}")
-            self.next_log = done / total + 0.1
-
-    def _bar(self, total: int):
-        if self.bar is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} clips/s"), TextColumn("store {task.fields[size]}"),
-                TimeRemainingColumn(), console=console, refresh_per_second=4,
-            )  # fmt: skip
-            self.bar.start()
-            self.task = self.bar.add_task("extract", total=total, rate=0.0, size="0 B")
-        return self.bar
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -73,27 +73,18 @@ def train_cmd(
         return
     if name is None:
         raise typer.BadParameter("name the run: --name NAME", param_hint="--name")
+    from toto_lens.cli.progress import CliProgress
     from toto_lens.train import TrainConfig, train
 
     fields = TrainConfig.__dataclass_fields__
     given = {k: v for k, v in locals().items() if k in fields and v is not None and v is not False}
     cfg = TrainConfig(**given)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    progress = _progress() if rank0 and sys.stdout.isatty() else None
     report = console.print if rank0 else None
-    if progress is not None:
-        with progress:
-            result = train(
-                cfg,
-                name,
-                overwrite=overwrite,
-                stop_at=stop_at,
-                device=device,
-                report=report,
-                progress=progress,
-            )
-    else:
-        result = train(cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report)
+    with CliProgress(console, log=False) as bar:  # the log lines come through report
+        result = train(
+            cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report, progress=bar
+        )
     if rank0:
         console.print(summary_table(cfg, result))
     if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -107,23 +98,6 @@ def _leave_without_finalizers() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
-
-
-def _progress():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, refresh_per_second=4,
-    )  # fmt: skip
 
 
 def _frame_rows(m: dict) -> list[tuple[str, str]]:

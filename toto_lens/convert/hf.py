@@ -148,7 +148,12 @@ def _check_supported(hf: dict[str, Any]) -> None:
     if rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)) != 1.0:
         raise ConvertError("partial rotary embeddings (partial_rotary_factor < 1) are not supported")
     heads, dim = hf.get("num_attention_heads"), hf.get("hidden_size")
-    if hf.get("head_dim") not in (None, dim // heads if heads else None):
+    if (
+        isinstance(heads, int)
+        and heads > 0
+        and isinstance(dim, int)
+        and hf.get("head_dim") not in (None, dim // heads)
+    ):
         raise ConvertError(
             f"head_dim {hf['head_dim']} differs from hidden_size / num_attention_heads = {dim}/{heads}; "
             "Toto's heads split the width evenly"

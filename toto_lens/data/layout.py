@@ -32,6 +32,25 @@ class Layout:
     cols: int
     code_offset: int = NUM_SPECIAL
     end_id: int = END_ID
+    video_start_id: int = VIDEO_START_ID
+    image_start_id: int = IMAGE_START_ID
+
+    @classmethod
+    def for_model(cls, frames: int, rows: int, cols: int, config: Any) -> Layout:
+        """The layout of a model's sequences: its code offset and special ids (a `ModelConfig`)."""
+        return cls(
+            frames,
+            rows,
+            cols,
+            config.code_offset,
+            config.end_id,
+            config.video_start_id,
+            config.image_start_id,
+        )
+
+    @property
+    def start_ids(self) -> dict[str, int]:
+        return {"video": self.video_start_id, "images": self.image_start_id}
 
     def __post_init__(self) -> None:
         if min(self.frames, self.rows, self.cols) <= 0:
@@ -99,11 +118,11 @@ class Layout:
             raise ConfigError(
                 f"codes of shape {codes.shape} do not fit the layout {self.frames}×{self.rows}×{self.cols}"
             )
-        if kind not in START_IDS:
-            raise ConfigError(f"unknown clip kind {kind!r}; choose one of: {', '.join(START_IDS)}")
+        if kind not in self.start_ids:
+            raise ConfigError(f"unknown clip kind {kind!r}; choose one of: {', '.join(self.start_ids)}")
         lead = codes.shape[:-3]
         out = np.empty((*lead, self.length), dtype=np.int64)
-        out[..., 0] = START_IDS[kind]
+        out[..., 0] = self.start_ids[kind]
         out[..., 1:-1] = codes.reshape(*lead, -1) + self.code_offset
         out[..., -1] = self.end_id
         return out
@@ -134,11 +153,11 @@ class Layout:
     def kind_of(self, ids: np.ndarray) -> str:
         """ "video" or "images", read from the start token."""
         start = int(np.asarray(ids)[..., 0].flat[0])
-        for kind, sid in START_IDS.items():
+        for kind, sid in self.start_ids.items():
             if sid == start:
                 return kind
         raise ConfigError(
-            f"start token {start} is neither video ({VIDEO_START_ID}) nor images ({IMAGE_START_ID})"
+            f"start token {start} is neither video ({self.video_start_id}) nor images ({self.image_start_id})"
         )
 
 
@@ -150,7 +169,8 @@ def layout_of(ds: Any) -> Layout:
     extra = {}
     if all(isinstance(i, int) for i in ids):
         first = config.get("first_code_id")
-        extra = {"code_offset": max(ids) + 1 if first is None else int(first), "end_id": config["end_id"]}
+        extra = {"code_offset": max(ids) + 1 if first is None else int(first), "end_id": config["end_id"],
+                 "video_start_id": config["video_start_id"], "image_start_id": config["image_start_id"]}  # fmt: skip
     if {"frames", "rows", "cols"} <= set(spec):
         return Layout(int(spec["frames"]), int(spec["rows"]), int(spec["cols"]), **extra)
     if all(n in ds.coords for n in ("pos_frame", "row", "col")):

@@ -19,13 +19,14 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from toto_lens.errors import ConfigError
+from toto_lens.io import human_bytes
+from toto_lens.progress import Progress, report
 from toto_lens.run.layers import parse_layers
 from toto_lens.store.schema import (
     ExtractRequest,
@@ -114,10 +115,10 @@ def prepare(
             "this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512), or make "
             "an untrained baseline with `toto-lens init --like RUN`, which records the run's"
         )
-    if tok.vocab_size + ckpt.config.code_offset > ckpt.config.vocab_size:
+    if tok.vocab_size > ckpt.config.num_codes:
         raise ConfigError(
             f"the tokenizer has {tok.vocab_size} codes but the model's vocabulary holds "
-            f"{ckpt.config.vocab_size - ckpt.config.code_offset}; use the tokenizer it was trained with"
+            f"{ckpt.config.num_codes}; use the tokenizer it was trained with"
         )
     source_name, seed = (data, 0) if data else training_data(ckpt.training)
     if data and ckpt.training.get("config"):
@@ -130,7 +131,7 @@ def prepare(
     first = source[0]
     labels = with_kind(tuple(getattr(source, "label_spec", ())))
     sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)
-    layout = Layout(first.num_frames, *tok.grid)
+    layout = Layout.for_model(first.num_frames, *tok.grid, ckpt.config)
     if layout.length > ckpt.config.context_length:
         raise ConfigError(
             f"clips of {layout.length} tokens do not fit the model's context of {ckpt.config.context_length}"
@@ -198,13 +199,13 @@ def extract(
     tokenizer: str | None = None,
     overwrite: bool = False,
     dry_run: bool = False,
-    progress: Callable[[int, int, int, float], None] | None = None,
+    progress: Progress | None = None,
     stop_after: int | None = None,
 ) -> ExtractResult | ExtractPlan:
     """Extract into the store (see the module docstring); returns the plan instead when dry_run.
 
-    progress(clips_done, clips_total, store_bytes, clips_per_second) is called on rank 0 after each written
-    batch; under torchrun rank 0 counts its own batches times the number of processes.
+    progress (`toto_lens.progress`) hears of each batch rank 0 writes: clips done (under torchrun its own
+    batches times the number of processes), clips/s, and the store's size on disk.
     stop_after: return after this many batches of this run (the store stays resumable), for tests.
     """
     import torch
@@ -310,7 +311,8 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
                     state["clips"] = min(done_before * B + state["new"], plan.shape.clip)
                     state["bytes"] += batch_bytes(plan.path, plan.variables, B, start, stop) * info.world
                     rate = state["new"] / (time.perf_counter() - t0)
-                    progress(state["clips"], plan.shape.clip, state["bytes"], rate)
+                    report(progress, "extract", state["clips"], plan.shape.clip, "clips",
+                           **{"clips/s": rate, "store": human_bytes(state["bytes"])})  # fmt: skip
             except BaseException as e:  # noqa: BLE001 - handed to the main thread
                 errors.append(e)
 

@@ -98,7 +98,7 @@ def induction_scores(
     """Scores per (layer, head) of one model, and the loss on repeated random sequences.
 
     * `prefix_matching`, `induction_detector`: on `batch` sequences [video start; r; r], r uniform over the
-      visual ids (code_offset … vocab_size − 1), len(r) = n (needs 2n + 1 ≤ context).
+      visual ids (code_offset … code_offset + num_codes − 1), len(r) = n (needs 2n + 1 ≤ context).
     * `frame_induction`, `previous_frame`, `previous_row`: on real clips `clips_tokens` (clip, position) packed by `layout`
       (inferred from a DataArray's coordinates when None), cut to the context length if longer (attention
       is causal, so the kept queries' patterns do not change).
@@ -123,7 +123,7 @@ def induction_scores(
     if batch < 1:
         raise AnalysisError(f"batch must be at least 1, got {batch}")
     gen = torch.Generator().manual_seed(seed)
-    r = torch.randint(cfg.code_offset, cfg.vocab_size, (batch, n), generator=gen)
+    r = torch.randint(cfg.code_offset, cfg.code_offset + cfg.num_codes, (batch, n), generator=gen)
     seq = torch.cat([torch.full((batch, 1), cfg.video_start_id), r, r], dim=1)  # (B, 2n + 1)
     found, losses = _run(net, seq, {"prefix_matching": prefix_matching_targets(n)}, detector=True)
     # losses[:, p − 1] is the loss of position p; first copy 2..n, second copy n+2..2n.

@@ -26,6 +26,8 @@ DTYPES = ("float16", "float32")
 PER_CLIP_CHUNKS = ("acts_token", "attn_pattern")
 # coordinates that are not dimensions: xarray finds them through each data variable's `coordinates`
 STATIC_COORDS = ("depth", "pos_frame", "row", "col")
+
+
 @dataclass(frozen=True)
 class ExtractRequest:
     """What to extract; stored in the store's attributes, and a resumed run must ask for the same."""
@@ -68,7 +70,9 @@ class Shape:
     head: int
     image: tuple[int, int]
     labels: tuple[LabelSpec, ...] = ()
-    label_sizes: tuple[tuple[str, int], ...] = ()  # sizes of the label dims, e.g. (("object", 2), ("axis", 2))
+    label_sizes: tuple[
+        tuple[str, int], ...
+    ] = ()  # sizes of the label dims, e.g. (("object", 2), ("axis", 2))
 
     @property
     def position(self) -> int:
@@ -156,9 +160,7 @@ def data_variables(request: ExtractRequest, clips: int, label_spec: tuple[LabelS
 
 def label_variables(shape: Shape) -> list[VarSpec]:
     """One coordinate array along `clip` per declared label, with its flag meanings."""
-    return [
-        VarSpec(s.name, ("clip", *s.dims), s.dtype, shape.clip, 0, (), s.attrs()) for s in shape.labels
-    ]
+    return [VarSpec(s.name, ("clip", *s.dims), s.dtype, shape.clip, 0, (), s.attrs()) for s in shape.labels]
 
 
 def static_coordinates(shape: Shape, pos_frame, row, col) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
@@ -177,10 +179,13 @@ def static_coordinates(shape: Shape, pos_frame, row, col) -> dict[str, tuple[tup
 
 def clip_labels(clips: list, label_spec: tuple[LabelSpec, ...]) -> dict[str, np.ndarray]:
     """Label arrays of a batch of `Clip`s, one per declared label (leading dim = clip)."""
+
     def value(clip, name: str):  # every clip has a kind, declared as a label or not
         return kind_code(clip.kind) if name == "kind" and name not in clip.labels else clip.labels[name]
 
-    return {s.name: np.stack([np.asarray(value(c, s.name), dtype=s.dtype) for c in clips]) for s in label_spec}
+    return {
+        s.name: np.stack([np.asarray(value(c, s.name), dtype=s.dtype) for c in clips]) for s in label_spec
+    }
 
 
 def with_kind(label_spec: tuple[LabelSpec, ...]) -> tuple[LabelSpec, ...]:

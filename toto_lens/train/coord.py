@@ -57,7 +57,10 @@ def coord_check(
             optimizer.zero_grad(set_to_none=True)
         sizes: list[float] = []
         names = ["hook_embed", "blocks.*.hook_resid_post"]  # in forward order: embeddings, each block
-        with torch.no_grad(), capture(model, names, lambda _name, x: sizes.append(x.abs().mean().item())):
+        with (
+            torch.no_grad(),
+            capture(model, names, lambda _n, x, sizes=sizes: sizes.append(x.abs().mean().item())),
+        ):
             logits = model(data[steps][:, :-1])
         out[width] = sizes + [logits.abs().mean().item()]
     return out

@@ -26,6 +26,8 @@ from toto_lens.checkpoints import checkpoint_path, load_checkpoint
 from toto_lens.config import NUM_SPECIAL, ModelConfig
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.model import Toto
+from toto_lens.progress import Progress
+from toto_lens.progress import report as report_progress
 from toto_lens.train.config import TrainConfig
 from toto_lens.train.data import TokenPools, build_pools
 from toto_lens.train.evaluate import autocast, loss_sums, report_from_sums, token_losses, unigram_entropy
@@ -66,9 +68,12 @@ def train(
     stop_at: int | None = None,
     device: str | None = None,
     report: Callable[[str], None] | None = None,
-    progress=None,
+    progress: Progress | None = None,
 ) -> TrainResult:
-    """Train (or resume) the run `name`; returns where it stopped. `stop_at` ends early after that step."""
+    """Train (or resume) the run `name`; returns where it stopped. `stop_at` ends early after that step.
+
+    report receives the log lines (rank 0); progress (`toto_lens.progress`) hears of every step with the
+    window's loss and tokens/s."""
     info = D.setup(device)
     threads = torch.get_num_threads()
     try:
@@ -131,11 +136,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
     metrics: dict[str, Any] = {"unigram_entropy": unigram_entropy(pools.validation(), pools.layout)}
     window_loss, window_steps, window_time = 0.0, 0, 0.0
     meta = {"name": folder.name, "world_size": info.world, "params": mc.num_params(), "data_mix": pools.names}
-    task = (
-        progress.add_task("train", total=cfg.steps, completed=start, loss=float("nan"), tps=0.0)
-        if progress is not None
-        else None
-    )
+    progress = progress if info.main else None
 
     saved = [start] if training is not None else []
     live_log = folder.parent / f".{folder.name}.{LOG}"  # rows as they come, for `tail -f`
@@ -185,13 +186,10 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
         window_steps += 1
         window_time += time.perf_counter() - t0
         done = step + 1
-        if task is not None:
-            progress.update(
-                task,
-                completed=done,
-                loss=window_loss / window_steps,
-                tps=window_steps * tokens_per_step / window_time,
-            )
+        tps = window_steps * tokens_per_step / window_time
+        report_progress(
+            progress, "train", done, cfg.steps, "steps", loss=window_loss / window_steps, **{"tok/s": tps}
+        )
         last = done == steps_end
         if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or last:
             mean = D.all_sum(info, torch.tensor([window_loss, window_steps])).tolist()
@@ -207,7 +205,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
             if info.main:
                 with open(live_log, "a") as f:
                     f.write(json.dumps(row) + "\n")
-            if say and task is None:
+            if say and progress is None:  # a progress display shows the same numbers
                 val = f", val loss {row['val_loss']:.4f}" if "val_loss" in row else ""
                 say(
                     f"step {done}/{cfg.steps}: train loss {row['train_loss']:.4f}{val}, {row['tokens_per_s']:,.0f} tokens/s"
