@@ -35,7 +35,9 @@ def reference_patterns(model, tokens):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k = k.repeat_interleave(attn.n_heads // attn.kv_heads, dim=1)
         c, hd = model.config, attn.head_dim
-        scale = 1 / math.sqrt(hd) if c.mup_base_width is None else math.sqrt(c.mup_base_width // c.n_heads) / hd
+        scale = (
+            1 / math.sqrt(hd) if c.mup_base_width is None else math.sqrt(c.mup_base_width // c.n_heads) / hd
+        )
         scores = (q @ k.transpose(-2, -1)) * scale
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         patterns.append(scores.masked_fill(~causal, float("-inf")).softmax(-1))

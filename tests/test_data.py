@@ -113,9 +113,7 @@ def test_translate_moves_the_mask_by_the_velocity():
         v = clip.velocity[:, 0]
         assert np.allclose(v, v[0], atol=1e-4) and np.linalg.norm(v[0]) > 0.3, "translation speed is constant"
         shift = centroid(clip.masks[-1]) - centroid(clip.masks[0])
-        assert np.allclose(shift, clip.centre[-1, 0] - clip.centre[0, 0], atol=1.5), (
-            "mask moved elsewhere"
-        )
+        assert np.allclose(shift, clip.centre[-1, 0] - clip.centre[0, 0], atol=1.5), "mask moved elsewhere"
 
 
 def test_bounce_reverses_at_the_walls_and_stays_on_the_canvas():

@@ -197,8 +197,6 @@ def test_heatmap_marks_heads_above_threshold_and_emergence_needs_checkpoints():
 
 
 def test_cli_writes_heatmap_and_scores_and_notes_the_missing_cache(capsys, tmp_path, tiny_config):
-    import toto_lens.cli.analyses  # noqa: F401  registers the commands (the integrator adds it to cli/__init__)
-
     save_checkpoint(Toto(tiny_config), "tiny", training={"step": 3})
     code, out, err = run_cli(
         capsys, "induction", "--ckpt", "tiny", "--n", "8", "--out", str(tmp_path / "i.html")
@@ -206,9 +204,9 @@ def test_cli_writes_heatmap_and_scores_and_notes_the_missing_cache(capsys, tmp_p
     assert code == 0, err
     assert "note: no cache (tiny" in out, "without a cache the clip scores are skipped, and said so"
     assert "prefix matching" in out and (tmp_path / "i.html").is_file()
-    data = json.loads((tmp_path / "i.data.json").read_text())
-    assert data["attrs"]["n"] == 8 and "prefix_matching" in data["data_vars"], (
-        "scores written beside the figure"
+    saved = xr.open_dataset(tmp_path / "i.nc")
+    assert json.loads(saved.attrs["options"])["n"] == 8 and "prefix_matching" in saved, (
+        "scores written beside the figure, with the options that made them"
     )
 
 

@@ -195,21 +195,29 @@ def test_figure_draws_model_band_and_each_baseline():
         redundancy_figure(xr.Dataset())
 
 
-def test_cli_writes_figure_and_numbers(capsys, tmp_path, monkeypatch):
-    import toto_lens.extract
-
-    import toto_lens.cli.analyses  # noqa: F401  registers the commands (the integrator adds it to cli/__init__)
+def test_cli_writes_figure_and_numbers(capsys, tmp_path):
+    from toto_lens.store import SCHEMA_VERSION
 
     ds = make_cache(np.random.default_rng(0).integers(0, 5, (6, 3, 2, 2)))
-    monkeypatch.setattr(
-        toto_lens.extract, "open_cache", lambda ckpt, dataset=None, path=None: ds, raising=False
-    )
+    store = tmp_path / "cache.zarr"
+    ds.assign_attrs(schema_version=SCHEMA_VERSION, complete=True).to_zarr(store, consolidated=False)
     code, out, err = run_cli(
-        capsys, "redundancy", "--ckpt", "any", "--out", str(tmp_path / "r.html"), "--json"
+        capsys,
+        "redundancy",
+        "--ckpt",
+        "any",
+        "--cache",
+        str(store),
+        "--out",
+        str(tmp_path / "r.html"),
+        "--json",
     )
     assert code == 0, err
-    summary = json.loads(out)
-    assert summary["first_to_later_ratio"] == pytest.approx(redundancy(ds).attrs["first_to_later_ratio"])
-    assert (tmp_path / "r.html").is_file() and (tmp_path / "r.data.json").is_file(), "figure and numbers"
-    data = json.loads((tmp_path / "r.data.json").read_text())
-    assert "frame_predictor_loss" in data["data_vars"], "the numbers file should hold the result Dataset"
+    summary, expected = json.loads(out), redundancy(ds)
+    assert summary["first_to_later_ratio"] == pytest.approx(expected.attrs["first_to_later_ratio"])
+    assert summary["data"] == str(tmp_path / "r.nc") and (tmp_path / "r.html").is_file(), "figure and numbers"
+    saved = xr.open_dataset(tmp_path / "r.nc")
+    xr.testing.assert_allclose(saved["frame_predictor_loss"], expected["frame_predictor_loss"])
+    assert saved.attrs["study"] == "redundancy" and str(store) in saved.attrs["cache"], (
+        "the numbers should say which study made them, from which store"
+    )

@@ -107,3 +107,38 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="The numbers (.nc or .zarr, figure beside as .html) or the figure (.html, numbers beside as .nc).",
+    ),
+]
+
+
+def show(study, out: Path, as_json: bool) -> None:
+    """Save a study where --out says, then print its summary: a table, or one JSON object with --json."""
+    import json
+
+    from toto_lens.studies.base import plain
+
+    written = study.save(out)
+    s = study.summary
+    if as_json:
+        paths = {"out": str(out), "data": str(written["data"]), "figure": str(written["figure"])}
+        print(json.dumps(plain({**paths, **s.data, **({"notes": s.notes} if s.notes else {})})))
+        return
+    from rich import box
+    from rich.table import Table
+
+    for note in s.notes:
+        console.print(note, highlight=False, soft_wrap=True)
+    table = Table(title=s.title, caption=s.caption or None, box=box.SIMPLE_HEAD)
+    for i, col in enumerate(s.columns):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in s.rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"wrote {written['data']} and {written['figure']}", soft_wrap=True)

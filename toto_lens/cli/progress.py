@@ -17,9 +17,9 @@ from toto_lens.progress import ProgressEvent, line_progress
 class CliProgress:
     """A `Progress` callback for one command; use as a context manager so the bars stop on exit."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, *, quiet: bool = False) -> None:
         self.console = console
-        self.enabled = int(os.environ.get("RANK", "0")) == 0
+        self.enabled = int(os.environ.get("RANK", "0")) == 0 and not quiet  # quiet: --json prints one object
         self.live = sys.stdout.isatty()
         self.lines = line_progress(lambda text: console.print(text, highlight=False, soft_wrap=True))
         self.bar: Any = None

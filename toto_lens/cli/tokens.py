@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from toto_lens.cli.app import JsonOpt, app, console
 
@@ -82,61 +80,3 @@ def fit(
         f"val reconstruction: MSE {report['mse']:.5f} ({report['psnr_db']:.1f} dB PSNR) on {report['frames']} frames; "
         f"codebook usage {report['codebook_usage']:.1%} ({report['dead_codes']} dead codes)"
     )
-
-
-@app.command()
-def ngrams(
-    tokenizer: Annotated[
-        list[str],
-        typer.Option("--tokenizer", help="Tokenizer name (kmeans-512, random-32768) or folder; repeat."),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Figure file: .html (or .json).")],
-    n: Annotated[list[int], typer.Option("--n", help="n-gram lengths, e.g. --n 1 2 3.")] = [1, 2, 3],  # noqa: B006
-    frames: Annotated[
-        int, typer.Option("--frames", min=16, help="Frames to tokenize (paper: 10,000).")
-    ] = 10_000,
-    data: Annotated[str, typer.Option("--data", help="Source of the frames.")] = "image-digits",
-    split: Annotated[str, typer.Option("--split", help="Split of the frames.")] = "val",
-    as_json: JsonOpt = False,
-) -> None:
-    """n-gram statistics of tokenizers (appendix A.9): rank-frequency curves, entropy, coverage, dead codes."""
-    from toto_lens.analysis.ngrams import compare_ngram_stats, ngram_stats
-    from toto_lens.data import open_source, stack_frames
-    from toto_lens.figures import write_figure
-    from toto_lens.figures.ngrams import ngram_rank_figure, ngram_summary_figure
-    from toto_lens.tokenizers import load_tokenizer
-
-    ns = sorted(set(n))
-    toks = [load_tokenizer(t) for t in tokenizer]
-    source = open_source(data, split=split, n_clips=-(-frames // 16))
-    images = stack_frames(source)[:frames]
-    stats = [
-        ngram_stats(tok.encode(images), tok.vocab_size, ns=ns, name=tok.name or str(name))
-        for tok, name in zip(toks, tokenizer, strict=True)
-    ]
-    combined = compare_ngram_stats(stats) if len(stats) > 1 else stats[0]
-    figures = [ngram_rank_figure(combined, n=k) for k in ns] + [ngram_summary_figure(combined)]
-    path = write_figure(figures, out)
-    rows = [
-        {
-            "tokenizer": s.attrs["name"], "n": int(k), "distinct": int(s["distinct"].sel(n=k)),
-            "possible": float(s["possible"].sel(n=k)), "coverage": float(s["coverage"].sel(n=k)),
-            "entropy_bits": float(s["entropy"].sel(n=k)), "dead_codes": int(s["dead_codes"]),
-        }
-        for s in stats for k in ns
-    ]  # fmt: skip
-    if as_json:
-        print(json.dumps({"out": str(path), "frames": int(len(images)), "rows": rows}))
-        return
-    table = Table(
-        title=f"n-grams over {len(images):,} frames of {source.name} ({split})", box=box.SIMPLE_HEAD
-    )
-    for col in ("tokenizer", "n", "distinct", "of V^n", "coverage", "entropy (bits)", "dead codes"):
-        table.add_column(col, justify="left" if col == "tokenizer" else "right")
-    for r in rows:
-        table.add_row(
-            r["tokenizer"], str(r["n"]), f"{r['distinct']:,}", f"{r['possible']:.3g}", f"{r['coverage']:.2e}",
-            f"{r['entropy_bits']:.2f}", str(r["dead_codes"]),
-        )  # fmt: skip
-    console.print(table)
-    console.print(f"wrote {path}")

@@ -81,9 +81,10 @@ def train_cmd(
     cfg = TrainConfig(**given)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     report = console.print if rank0 else None
-    with CliProgress(console, log=False) as bar:  # the log lines come through report
+    with CliProgress(console) as bar:  # a bar on a terminal; in a log, train's own lines (report)
+        progress = bar if bar.live else None
         result = train(
-            cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report, progress=bar
+            cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report, progress=progress
         )
     if rank0:
         console.print(summary_table(cfg, result))

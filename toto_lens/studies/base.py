@@ -133,14 +133,16 @@ def write_result(result: Any, path: Path) -> Path:
         return path
     engine = next((e for e in ("h5netcdf", "netcdf4", "scipy") if e in xr.backends.list_engines()), None)
     narrow = out.assign_coords({k: out[k].astype("int32") for k in out.coords if out[k].dtype == "int64"})
-    narrow = narrow.assign({k: narrow[k].astype("int32") for k in narrow.data_vars if narrow[k].dtype == "int64"})
+    narrow = narrow.assign(
+        {k: narrow[k].astype("int32") for k in narrow.data_vars if narrow[k].dtype == "int64"}
+    )
     with atomic_file(path) as tmp:
         narrow.to_netcdf(tmp, engine=engine)
     return path
 
 
 def _attr_value(value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, dict | list | tuple):
+    if isinstance(value, bool | dict | list | tuple):
         return json.dumps(plain(value))
     return value
 

@@ -1,0 +1,27 @@
+"""One function per question of the Toto appendix, shared by the command line, notebooks and reports.
+
+Each `studies.<question>(…)` takes checkpoint names or paths (or an opened cache) and the options its
+command has, and returns a `Study`: `result` (an `xarray.Dataset` whose attributes say what was run on
+what), `figure` (plotly), `summary` (the table the command prints, as data and as text) and
+`save(path)`. The command line only parses, calls a study and prints (`toto_lens.cli`):
+
+    from toto_lens import studies
+    study = studies.probing("demo", tasks="digit,motion", probes="linear")
+    study.summary            # best layer per task and probe
+    study.figure             # curves over depth
+    study.save("probing.nc") # probing.nc + probing.html
+
+Adding a question: docs/architecture.md ("Adding an analysis").
+"""
+
+from __future__ import annotations
+
+# Imported here, not lazily: each function shares its module's name, and importing the package first
+# binds the names to the functions (heavy libraries load inside the functions, not here).
+from toto_lens.studies.base import Study, StudyError, Summary
+from toto_lens.studies.induction import induction
+from toto_lens.studies.ngrams import ngrams
+from toto_lens.studies.probing import probing
+from toto_lens.studies.redundancy import redundancy
+
+__all__ = ["Study", "StudyError", "Summary", "induction", "ngrams", "probing", "redundancy"]
