@@ -234,7 +234,8 @@ def load_checkpoint(
 def _check_state(model: Toto, state: dict[str, torch.Tensor], weights: Path) -> dict[str, torch.Tensor]:
     """The weights in our layout (Hugging Face and Meta/gpt-fast names and rotary order converted),
     checked against the model's parameter names and shapes."""
-    from toto_lens.convert import ConvertError, to_toto_state
+    from toto_lens.convert.state import to_toto_state
+    from toto_lens.convert.table import ConvertError
 
     try:
         state_renamed = to_toto_state(state, model.config)
@@ -276,6 +277,62 @@ def training_data(training: dict[str, Any]) -> tuple[str, int]:
 def default_dataset(name_or_path: str | os.PathLike) -> str | None:
     """The dataset `toto-lens extract --ckpt NAME` writes without --data/--split: `<first source>-val`."""
     try:
-        return f"{training_data(read_metadata(resolve_checkpoint(name_or_path)).get('training') or {})[0]}-val"
+        return (
+            f"{training_data(read_metadata(resolve_checkpoint(name_or_path)).get('training') or {})[0]}-val"
+        )
     except (CheckpointError, ConfigError):
         return None
+
+
+def init_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: str | ModelConfig | None = None,
+    like: str | os.PathLike | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Save an untrained checkpoint: the baseline every probing curve needs (`toto-lens init`).
+
+    `model` names a variant (or is a config); `like` mirrors a checkpoint instead: its exact config,
+    tokenizer and training data with fresh weights, so extraction and the analyses treat both alike.
+    """
+    import torch
+
+    from toto_lens.model import Toto
+
+    if (model is None) == (like is None):
+        raise ConfigError("give either a model variant (--model) or a checkpoint to mirror (--like)")
+    training: dict[str, Any] = {"steps": 0, "seed": seed, "init": "random"}
+    tokenizer, tokenizer_state = None, None
+    if like is not None:
+        source = load_checkpoint(like)
+        config, tokenizer, tokenizer_state = source.config, source.tokenizer, source.tokenizer_state or None
+        training["like"] = {"name": source.name, "sha256": source.sha256}
+        if source.training.get("config"):  # what extract reads for its default data
+            training["config"] = source.training["config"]
+    else:
+        config = model if isinstance(model, ModelConfig) else ModelConfig.from_name(model)
+    torch.manual_seed(seed)
+    return save_checkpoint(
+        Toto(config), path, tokenizer=tokenizer, tokenizer_state=tokenizer_state, training=training,
+        overwrite=overwrite,
+    )  # fmt: skip
+
+
+def describe(ckpt: Checkpoint) -> dict[str, Any]:
+    """What `toto-lens info` shows: path, sha256, parameters, layers, vocabulary, config, tokenizer, training."""
+    c = ckpt.config
+    return {
+        "name": ckpt.name,
+        "path": str(ckpt.path),
+        "sha256": ckpt.sha256,
+        "params": sum(p.numel() for p in ckpt.model.parameters()),
+        "n_layers": c.n_layers,
+        "vocab_size": c.vocab_size,
+        "config": c.to_dict(),
+        "tokenizer": ckpt.tokenizer,
+        "training": ckpt.training,
+        "toto_lens_version": ckpt.meta.get("toto_lens_version"),
+        "created": ckpt.meta.get("created"),
+    }

@@ -49,29 +49,12 @@ def variants(as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
-def checkpoint_summary(ckpt: Any) -> dict[str, Any]:
-    c = ckpt.config
-    return {
-        "name": ckpt.name,
-        "path": str(ckpt.path),
-        "sha256": ckpt.sha256,
-        "params": sum(p.numel() for p in ckpt.model.parameters()),
-        "n_layers": c.n_layers,
-        "vocab_size": c.vocab_size,
-        "config": c.to_dict(),
-        "tokenizer": ckpt.tokenizer,
-        "training": ckpt.training,
-        "toto_lens_version": ckpt.meta.get("toto_lens_version"),
-        "created": ckpt.meta.get("created"),
-    }
-
-
 @app.command()
 def info(ckpt: CkptOpt, as_json: JsonOpt = False) -> None:
     """Describe a checkpoint: config, parameter count, layers, vocabulary, sha256 of the weights."""
-    from toto_lens.checkpoints import load_checkpoint
+    from toto_lens.checkpoints import describe, load_checkpoint
 
-    summary = checkpoint_summary(load_checkpoint(ckpt))
+    summary = describe(load_checkpoint(ckpt))
     if as_json:
         print(json.dumps(summary))
         return
@@ -139,30 +122,13 @@ def init(
     tokenizer, context, μP), the same tokenizer and the data it was trained on, so `extract` and the
     analyses treat both alike (`toto-lens induction --ckpt demo-init --ckpt demo`).
     """
-    import torch
-
-    from toto_lens.checkpoints import load_checkpoint, save_checkpoint
-    from toto_lens.config import ModelConfig
-    from toto_lens.model import Toto
+    from toto_lens.checkpoints import init_checkpoint, read_metadata
 
     if (model is None) == (like is None):
         raise typer.BadParameter(
             "give either --model VARIANT or --like CHECKPOINT", param_hint="--model/--like"
         )
-    training = {"steps": 0, "seed": seed, "init": "random"}
-    tokenizer, tokenizer_state = None, None
-    if like is not None:
-        source = load_checkpoint(like)
-        config, tokenizer, tokenizer_state = source.config, source.tokenizer, source.tokenizer_state or None
-        training["like"] = {"name": source.name, "sha256": source.sha256}
-        if source.training.get("config"):  # what extract reads for its default data
-            training["config"] = source.training["config"]
-    else:
-        config = ModelConfig.from_name(model)
-    torch.manual_seed(seed)
-    path = save_checkpoint(
-        Toto(config), name, tokenizer=tokenizer, tokenizer_state=tokenizer_state, training=training,
-        overwrite=overwrite,
-    )  # fmt: skip
+    path = init_checkpoint(name, model=model, like=like, seed=seed, overwrite=overwrite)
+    config = read_metadata(path)["model"]
     mirror = f", like {like}" if like else ""
     console.print(f"wrote {path} ({config.name}, {config.num_params():,} parameters, untrained{mirror})")

@@ -124,3 +124,42 @@ def tokenizer_report(tok: Tokenizer, frames: np.ndarray) -> dict[str, Any]:
         "codebook_usage": float(len(used) / tok.vocab_size),
         "dead_codes": int(tok.vocab_size - len(used)),
     }
+
+
+REPORT_CLIPS = 64  # val clips (videos and image sequences alike) that fit reports are measured on
+
+
+def fit_and_save(
+    kind: str,
+    vocab: int,
+    out: str | os.PathLike,
+    *,
+    patch: int = 4,
+    seed: int = 0,
+    start: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fit a tokenizer on the bundled train frames (or, with `start`, re-draw a random codebook's codes
+    at another vocabulary size), save it to `out` (a bare name: cache/tokenizers/NAME) and return its
+    report on validation frames: reconstruction MSE and PSNR, codebook usage, seconds to fit, path."""
+    import time
+
+    from toto_lens.tokenizers.registry import save_tokenizer
+
+    folder = tokenizers_dir() / str(out) if is_bare_name(str(out)) else Path(out)
+    if folder.exists() and not overwrite:  # checked before fitting, which can take a while
+        raise TokenizerError(f"{folder} already exists; pass --overwrite to replace it")
+    t0 = time.perf_counter()
+    if start is not None:
+        base = load_tokenizer(start)
+        if kind != "random" or not isinstance(base, RandomCodebook):
+            raise TokenizerError(
+                "--from changes the vocabulary of a random codebook; use it with --kind random"
+            )
+        tok = base.with_vocab(vocab, seed=seed, name=folder.name)
+    else:
+        tok = fit_tokenizer(kind, vocab, patch=patch, seed=seed, name=folder.name)
+    seconds = time.perf_counter() - t0
+    save_tokenizer(tok, folder, overwrite=overwrite)
+    frames = bundled_frames("val", REPORT_CLIPS, REPORT_CLIPS // 4)
+    return {**tokenizer_report(tok, frames), "fit_seconds": round(seconds, 2), "path": str(folder)}
