@@ -4,9 +4,8 @@ import math
 
 import pytest
 import torch
-from torch.testing import assert_close
-
 from helpers import reference_patterns
+from torch.testing import assert_close
 
 from toto_lens import Toto
 from toto_lens.model import apply_rope, rope_table

@@ -3,10 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import reference_patterns
 from hypothesis import given
 from hypothesis import strategies as st
-
-from helpers import reference_patterns
 
 from toto_lens.model import Toto
 from toto_lens.run import HookError, LayerSpecError, capture, hook_points, parse_layers
