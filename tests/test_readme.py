@@ -16,3 +16,5 @@ def test_readme_python_example_runs():
     assert namespace["ids"].shape == (1026,) and namespace["ids"][0] == 1
     assert namespace["per_frame"].sizes["pos_frame"] == 17, "16 frames and the special tokens"
     assert namespace["pattern"].shape == (2, 4, 1026, 1026)
+    assert namespace["curve"].dims == ("layer",) and namespace["saved"]["figure"].is_file()
+    assert namespace["ratio"] > 0, "the study's summary holds the numbers"

@@ -165,7 +165,7 @@ over all its layers and seeds, with its best seed-mean val score.
                 out[key][ti, pi] = value.T  # (layer, seed)
             done = pairs.index((task.name, probe)) + 1
             best, took = float(np.max(fields[1].mean(0))), time.perf_counter() - t0
-            report(progress, "probe", done, len(pairs), "task×probe", last=f"{task.name}/{probe}",
+            report(progress, "probe", done, len(pairs), "curves", last=f"{task.name}/{probe}",
                    best=round(best, 3), seconds=round(took, 1))  # fmt: skip
     return _result(ds, tasks, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)
 
