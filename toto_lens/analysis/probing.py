@@ -102,8 +102,8 @@ def probe_layers(
     `chosen` (the L2 strength or learning rate picked on the inner fold); `n_train`, `n_val` (task, probe,
     seed) in clips; coordinates `depth` (layer), `metric` and `chance` (task: majority-class val accuracy,
     0 for R²). A probe that does not apply to a task is NaN. `attention` is an
-    `attention_probes.AttentionConfig`; `progress` (`toto_lens.progress`) hears of every (task, probe) fitted
-over all its layers and seeds, with its best seed-mean val score.
+    `attention_probes.AttentionConfig`; `progress` (`toto_lens.progress`) hears of every (task, probe)
+    fitted over all its layers and seeds, with its best seed-mean val score.
     """
     tasks, probes = list(tasks), list(probes)
     for names, known, what in ((tasks, TASKS, "task"), (probes, PROBES, "probe")):

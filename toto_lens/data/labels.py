@@ -72,5 +72,7 @@ def label_sizes(specs: tuple[LabelSpec, ...], labels: dict[str, Any]) -> dict[st
             raise ConfigError(f"label {spec.name!r} has shape {shape}, its spec says dims {spec.dims}")
         for dim, size in zip(spec.dims, shape, strict=True):
             if sizes.setdefault(dim, size) != size:
-                raise ConfigError(f"label dim {dim!r} is {sizes[dim]} in one label and {size} in {spec.name!r}")
+                raise ConfigError(
+                    f"label dim {dim!r} is {sizes[dim]} in one label and {size} in {spec.name!r}"
+                )
     return sizes

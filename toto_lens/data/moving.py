@@ -34,7 +34,9 @@ DIGIT_LABELS = (
     LabelSpec("motion", (), "int64", MOTIONS, "motion class of a video; -1 for image sequences"),
     LabelSpec("frame_digit", ("frame",), "int64", DIGITS, "class of each frame's main digit"),
     LabelSpec("object_digit", ("object",), "int64", DIGITS, "class of each object"),
-    LabelSpec("object_position", ("frame", "object", "axis"), "float32", (), "object centre (row, col), pixels"),
+    LabelSpec(
+        "object_position", ("frame", "object", "axis"), "float32", (), "object centre (row, col), pixels"
+    ),
     LabelSpec("object_velocity", ("frame", "object", "axis"), "float32", (), "object velocity, pixels/frame"),
 )
 
@@ -211,25 +213,27 @@ class MovingDigits(_DigitSource):
             masks.append(mask)
         centre = np.stack([tr["centre"] for tr in paths], axis=1).astype(np.float32)  # (F, K, 2)
         digits = self._labels[picks]
-        return with_labels(Clip(
-            frames=np.stack(frames),
-            masks=np.stack(masks),
-            kind="video",
-            digit=int(digits[0]),
-            motion=MOTIONS.index(motion),
-            digits=digits.copy(),
-            centre=centre,
-            velocity=_velocity(centre),
-            split=self.split,
-            index=i,
-            params={
-                "seed": self.seed,
-                "source": self.name,
-                "motion": motion,
-                "digit_image_ids": [int(self._ids[p]) for p in picks],
-                "objects": [tr["params"] for tr in paths],
-            },
-        ))
+        return with_labels(
+            Clip(
+                frames=np.stack(frames),
+                masks=np.stack(masks),
+                kind="video",
+                digit=int(digits[0]),
+                motion=MOTIONS.index(motion),
+                digits=digits.copy(),
+                centre=centre,
+                velocity=_velocity(centre),
+                split=self.split,
+                index=i,
+                params={
+                    "seed": self.seed,
+                    "source": self.name,
+                    "motion": motion,
+                    "digit_image_ids": [int(self._ids[p]) for p in picks],
+                    "objects": [tr["params"] for tr in paths],
+                },
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -266,24 +270,26 @@ class ImageSequences(_DigitSource):
             frames.append(frame)
             masks.append(mask)
         digits = self._labels[picks]
-        return with_labels(Clip(
-            frames=np.stack(frames),
-            masks=np.stack(masks),
-            kind="images",
-            digit=int(digits[0]),
-            motion=-1,
-            digits=digits.copy(),
-            centre=centres[:, None, :].astype(np.float32),
-            velocity=np.full((cfg.frames, 1, 2), np.nan, dtype=np.float32),
-            split=self.split,
-            index=i,
-            params={
-                "seed": self.seed,
-                "source": self.name,
-                "digit_image_ids": [int(self._ids[p]) for p in picks],
-                "scales": [float(s) for s in scales],
-            },
-        ))
+        return with_labels(
+            Clip(
+                frames=np.stack(frames),
+                masks=np.stack(masks),
+                kind="images",
+                digit=int(digits[0]),
+                motion=-1,
+                digits=digits.copy(),
+                centre=centres[:, None, :].astype(np.float32),
+                velocity=np.full((cfg.frames, 1, 2), np.nan, dtype=np.float32),
+                split=self.split,
+                index=i,
+                params={
+                    "seed": self.seed,
+                    "source": self.name,
+                    "digit_image_ids": [int(self._ids[p]) for p in picks],
+                    "scales": [float(s) for s in scales],
+                },
+            )
+        )
 
 
 def with_labels(clip: Clip) -> Clip:
