@@ -36,7 +36,7 @@ demo:
 	$(BIN)/toto-lens probe --ckpt demo --dataset image-digits-val --task frame_digit --probe linear,attention --out $(DEMO)/probing-images.nc
 	$(BIN)/toto-lens redundancy --ckpt demo --out $(DEMO)/redundancy.html
 	$(BIN)/toto-lens induction --ckpt demo --out $(DEMO)/induction.html
-	@echo "demo outputs in $(DEMO)/: clips.png ngrams.html probing.html probing-images.html redundancy.html induction.html; cache $(DEMO)/moving-digits-val.zarr"
+	@echo "demo outputs in $(DEMO)/: clips.png, figures (.html) with their numbers (.nc) for ngrams, probing, probing-images, redundancy, induction; cache $(DEMO)/moving-digits-val.zarr"
 
 lint:
 	$(BIN)/ruff check .

@@ -214,3 +214,15 @@ def variants() -> dict[str, ModelConfig]:
 def paper_params(name: str) -> int | None:
     """The parameter count the paper reports for a variant, or None for the CPU-sized ones."""
     return _VARIANTS[name][6] if name in _VARIANTS else None
+
+
+def variant_table() -> list[dict[str, Any]]:
+    """One row per named variant (what `toto-lens variants` shows): sizes, our and the paper's counts."""
+    return [
+        {
+            "name": name, "width": c.dim, "heads": c.n_heads, "layers": c.n_layers, "ffn": c.ffn_dim,
+            "vocab": c.vocab_size, "context": c.context_length, "params": c.num_params(),
+            "paper_params": paper_params(name),
+        }
+        for name, c in variants().items()
+    ]  # fmt: skip

@@ -12,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import CacheOpt, CkptOpt, DatasetOpt, JsonOpt, OutOpt, app, console, show
+from toto_lens.cli.app import (
+    CacheOpt,
+    CkptOpt,
+    DataOpt,
+    DatasetOpt,
+    JsonOpt,
+    OutOpt,
+    SplitOpt,
+    app,
+    console,
+    show,
+)
 
 
 @app.command()
@@ -77,8 +88,8 @@ def ngrams(
     frames: Annotated[
         int, typer.Option("--frames", min=16, help="Frames to tokenize (paper: 10,000).")
     ] = 10_000,
-    data: Annotated[str, typer.Option("--data", help="Source of the frames.")] = "image-digits",
-    split: Annotated[str, typer.Option("--split", help="Split of the frames.")] = "val",
+    data: DataOpt = "image-digits",
+    split: SplitOpt = "val",
     as_json: JsonOpt = False,
 ) -> None:
     """n-gram statistics of tokenizers (appendix A.9): rank-frequency curves, entropy, coverage, dead codes."""

@@ -39,6 +39,13 @@ DatasetOpt = Annotated[
         "--dataset", help="Dataset of the cache (e.g. moving-digits-val); default: the checkpoint's."
     ),
 ]
+# --data is always a source (a name or a clip folder), --dataset always the name of a cache store,
+# `<source>-<split>`: one option, one meaning, in every command.
+DataOpt = Annotated[
+    str,
+    typer.Option("--data", help="Source: moving-digits, image-digits, or a folder written by materialise."),
+]
+SplitOpt = Annotated[str, typer.Option("--split", help="Split of the source: train, val or test.")]
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache", help="Path of a cache store to read instead of the checkpoint's.")
 ]

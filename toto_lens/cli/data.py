@@ -7,15 +7,11 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import app, console
+from toto_lens.cli.app import DataOpt, SplitOpt, app, console
 
 data_app = typer.Typer(help="Look at and write the bundled clips.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-DataOpt = Annotated[
-    str, typer.Option("--data", help="Source name (moving-digits, image-digits) or clip folder.")
-]
-SplitOpt = Annotated[str, typer.Option("--split", help="train, val or test.")]
 SeedOpt = Annotated[
     int, typer.Option("--seed", help="Dataset seed: clip i of (seed, split) is always the same.")
 ]

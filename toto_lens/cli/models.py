@@ -22,19 +22,9 @@ def _human(n: int) -> str:
 @app.command()
 def variants(as_json: JsonOpt = False) -> None:
     """List the named model variants: width, heads, layers, FFN width, vocabulary, context, parameters."""
-    from toto_lens.config import paper_params
-    from toto_lens.config import variants as all_variants
+    from toto_lens.config import variant_table
 
-    rows = []
-    for name, c in all_variants().items():
-        paper = paper_params(name)
-        rows.append(
-            {
-                "name": name, "width": c.dim, "heads": c.n_heads, "layers": c.n_layers, "ffn": c.ffn_dim,
-                "vocab": c.vocab_size, "context": c.context_length, "params": c.num_params(),
-                "paper_params": paper,
-            }
-        )  # fmt: skip
+    rows = variant_table()
     if as_json:
         print(json.dumps(rows))
         return
