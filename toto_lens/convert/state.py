@@ -5,7 +5,7 @@
   numbers. The same attention needs the rows of wq and wk reordered inside each head:
   `interleaved_to_half` (Meta → ours) is the `permute` of transformers'
   `convert_llama_weights_to_hf.py`, and `half_to_interleaved` its inverse (gpt-fast's
-  `convert_hf_checkpoint.py`). tests/test_convert.py pins the direction against a Meta-style forward.
+  `convert_hf_checkpoint.py`). tests/convert/test_convert.py pins the direction against a Meta-style forward.
 * gpt-fast's fused `attention.wqkv`: rows wq (n_heads·hd), then wk and wv (kv_heads·hd each).
 * μP. Our attention scales its logits by `Attention.scale` (sqrt(base_hd)/hd under μP) and the model
   multiplies its logits by `Toto.output_scale` (1/m); Llama always uses 1/sqrt(hd) and no multiplier.
