@@ -13,7 +13,7 @@ Commands, on an untrained toto-tiny checkpoint with the kmeans-64 tokenizer:
   redundancy  loss per frame beside copy, unigram and bigram
   induction   head scores on random tokens and the cache's clips
 
-Usage: python benchmarks/bench_commands.py --baseline d4de667 [--rounds 3]
+Usage: python benchmarks/bench_commands.py --baseline d4de667 [--rounds 3] [--only probe,induction]
 Prints each command's best time on both sides and the ratio this / baseline (< 1 is faster).
 """
 
@@ -63,25 +63,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git revision to compare against")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated commands to time (extract always runs)")
     args = parser.parse_args()
+    if args.only:  # the analyses read the store extract writes, so it stays
+        keep = {"extract", *args.only.split(",")}
+        for command in [c for c in COMMANDS if c not in keep]:
+            del COMMANDS[command]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = tmp / "baseline"
+        base = tmp / "code-baseline"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline],
                        check=True, capture_output=True)  # fmt: skip
         try:
             sides = {"this": ROOT, "baseline": base}
             (tmp / "tokenizers").mkdir()
+            caches = {name: tmp / f"cache-{name}" for name in sides}
             for name, code in sides.items():
-                (tmp / name).mkdir()
-                prepare(code, tmp / name, tmp / "tokenizers")
+                caches[name].mkdir()
+                prepare(code, caches[name], tmp / "tokenizers")
             # the checkpoint records no tokenizer: both sides extract with --tokenizer
             COMMANDS["extract"] += ["--tokenizer", "kmeans-64"]
             best: dict[tuple[str, str], float] = {}
             for _ in range(args.rounds):
                 for command, argv in COMMANDS.items():
                     for name, code in sides.items():
-                        seconds = run(code, tmp / name, argv, tmp / name)
+                        seconds = run(code, caches[name], argv, caches[name])
                         best[name, command] = min(best.get((name, command), float("inf")), seconds)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
