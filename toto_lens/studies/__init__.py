@@ -18,10 +18,11 @@ from __future__ import annotations
 
 # Imported here, not lazily: each function shares its module's name, and importing the package first
 # binds the names to the functions (heavy libraries load inside the functions, not here).
+from toto_lens.studies.attention import attention
 from toto_lens.studies.base import Study, StudyError, Summary
 from toto_lens.studies.induction import induction
 from toto_lens.studies.ngrams import ngrams
 from toto_lens.studies.probing import probing
 from toto_lens.studies.redundancy import redundancy
 
-__all__ = ["Study", "StudyError", "Summary", "induction", "ngrams", "probing", "redundancy"]
+__all__ = ["Study", "StudyError", "Summary", "attention", "induction", "ngrams", "probing", "redundancy"]
