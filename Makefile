@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo lint format bench clean
+.PHONY: setup test test-fast demo notebooks lint format bench clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ demo:
 	$(BIN)/toto-lens redundancy --ckpt demo --out $(DEMO)/redundancy.html
 	$(BIN)/toto-lens induction --ckpt demo --out $(DEMO)/induction.html
 	@echo "demo outputs in $(DEMO)/: clips.png, figures (.html) with their numbers (.nc) for ngrams, probing, probing-images, redundancy, induction; cache $(DEMO)/moving-digits-val.zarr"
+
+# JupyterLab on the notebooks, one per question (README, "Notebooks"); they read what `make demo` makes.
+notebooks:
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint:
 	$(BIN)/ruff check .

@@ -30,7 +30,7 @@ HIDDEN = 0.3  # brightness left to pixels the query cannot see (keys after it)
 MAX_PANELS = 64  # frame-mass small multiples drawn without choosing layers
 
 
-def _png(grey: np.ndarray) -> str:
+def png_source(grey: np.ndarray) -> str:
     """(H, W) in [0, 1] → a data URI: a PNG source, far smaller in the HTML than a JSON array of pixels."""
     from PIL import Image
 
@@ -77,7 +77,7 @@ def query_attention_figure(
         row, col = f // cols + 1, f % cols + 1
         hidden = np.isnan(w[f])[np.ix_(token_rows, token_cols)]  # (y, x): pixels of unseen tokens
         fig.add_trace(
-            go.Image(source=_png(np.where(hidden, HIDDEN, 1) * pixels[f]), hoverinfo="skip"), row, col
+            go.Image(source=png_source(np.where(hidden, HIDDEN, 1) * pixels[f]), hoverinfo="skip"), row, col
         )
         fig.add_trace(
             go.Heatmap(

@@ -62,13 +62,28 @@ def _tokens(net: Any, tokens: Any) -> Any:
     return torch.as_tensor(ids.astype(np.int64), device=device)[None]
 
 
+class _Done(Exception):
+    """Raised from the last chosen layer's hook: the blocks above it need not run."""
+
+
 def _forward(net: Any, tokens: Any, layers: list[int], fn: Callable[[int, Any], None]) -> None:
-    """Run one clip, handing each chosen layer's pattern (H, T, T) to fn(layer, pattern) as it is made."""
+    """Run one clip, handing each chosen layer's pattern (H, T, T) to fn(layer, pattern) as it is made;
+    the forward pass stops after the highest chosen layer."""
     import torch
 
     names = {f"blocks.{layer - 1}.attn.hook_pattern": layer for layer in layers}
-    with torch.inference_mode(), capture(net, list(names), lambda name, p: fn(names[name], p[0])):
-        net(_tokens(net, tokens))
+    last = max(layers)
+
+    def hand(name: str, pattern: Any) -> None:
+        fn(names[name], pattern[0])
+        if names[name] == last:
+            raise _Done
+
+    try:
+        with torch.inference_mode(), capture(net, list(names), hand):
+            net(_tokens(net, tokens))
+    except _Done:
+        pass
 
 
 def clip_patterns(

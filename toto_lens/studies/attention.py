@@ -136,7 +136,9 @@ def _checkpoint(ds: Any, ckpt: Any) -> tuple[Any, list[str]]:
 def _query(query: Any, layout: Any) -> tuple[int, int, int]:
     if query is None:
         return layout.frames - 1, layout.rows // 2, layout.cols // 2
-    parts = query.split(",") if isinstance(query, str) else list(query)
+    parts = (
+        query.strip("()[] ").split(",") if isinstance(query, str) else list(query)
+    )  # "F,R,C" or "(F, R, C)"
     try:
         f, r, c = (int(p) for p in parts)
         layout.position(f, r, c)
