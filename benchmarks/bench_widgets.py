@@ -140,7 +140,7 @@ def main() -> None:
 
     import plotly.graph_objects as go
 
-    from toto_lens.widgets import head_explorer, loss_explorer, probing_explorer
+    from toto_lens.widgets import attention_explorer, head_explorer, loss_explorer, probing_explorer
 
     go.FigureWidget()  # plotly's and anywidget's one-time start-up, out of every timing below
     rng = np.random.default_rng(args.seed)
@@ -151,6 +151,8 @@ def main() -> None:
         ("loss", lambda: loss_explorer(store), [("clip", args.moves), ("frame", args.moves)]),
         ("heads", lambda: head_explorer(induction, cache=store),
          [("head", args.moves), ("layer", args.moves), ("qframe", args.moves), ("clip", 20)]),
+        ("attention map", lambda: attention_explorer(store),
+         [("head", args.moves), ("qframe", args.moves), ("qcol", args.moves), ("layer", args.moves), ("clip", 20)]),
     ]  # fmt: skip
     print(f"cache: {where}")
     print(
