@@ -42,7 +42,12 @@ COMMANDS = {
 def run(code: Path, cache: Path, args: list[str], out: Path) -> float:
     """Seconds one `toto-lens ARGS` process takes with the toto_lens of `code`; fails loudly."""
     env = {**os.environ, "PYTHONPATH": str(code), "TOTO_LENS_CACHE": str(cache)}
-    argv = [sys.executable, "-c", "from toto_lens.cli import main; main()", *(a.format(out=out) for a in args)]
+    argv = [
+        sys.executable,
+        "-c",
+        "from toto_lens.cli import main; main()",
+        *(a.format(out=out) for a in args),
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -55,7 +60,17 @@ def prepare(code: Path, cache: Path, tokenizers: Path) -> None:
     (cache / "tokenizers").symlink_to(tokenizers)
     init = ["init", "--model", "toto-tiny", "--name", "bench", "--seed", "0"]
     run(code, cache, init, cache)
-    tokenize = ["extract", "--ckpt", "bench", "--data", "moving-digits", "--clips", "16", "--tokenizer", "kmeans-64"]
+    tokenize = [
+        "extract",
+        "--ckpt",
+        "bench",
+        "--data",
+        "moving-digits",
+        "--clips",
+        "16",
+        "--tokenizer",
+        "kmeans-64",
+    ]
     run(code, cache, [*tokenize, "--dry-run"], cache)  # fits kmeans-64 once, into the shared folder
 
 

@@ -99,3 +99,30 @@ def open_cache(
             "`toto-lens extract` command again to finish it, or pass allow_partial=True"
         )
     return ds
+
+
+def cache_checkpoint_path(ds) -> str:
+    """The folder of the checkpoint a cache was extracted from (its `checkpoint` attribute)."""
+    from toto_lens.io import dict_attr
+
+    path = dict_attr(ds.attrs, "checkpoint").get("path")
+    if not path:
+        raise CacheError("the cache does not record its checkpoint's path (attribute checkpoint.path)")
+    return str(path)
+
+
+def cache_tokenizer(ds):
+    """The tokenizer a cache's tokens were made with: its spec from the store, its state (codebooks) from
+    the checkpoint's folder; the model's weights are not read."""
+    from toto_lens.checkpoints import REDO, TOKENIZER_STATE, resolve_checkpoint
+    from toto_lens.io import dict_attr, read_safetensors
+    from toto_lens.tokenizers import tokenizer_from_spec
+
+    spec = dict_attr(ds.attrs, "tokenizer")
+    if not spec:
+        raise CacheError("the cache does not record its tokenizer (attribute tokenizer)")
+    folder = resolve_checkpoint(cache_checkpoint_path(ds))
+    state = {}
+    if (folder / TOKENIZER_STATE).is_file():
+        state = read_safetensors(folder / TOKENIZER_STATE, redo=REDO, error=CacheError, framework="numpy")
+    return tokenizer_from_spec(spec, state)

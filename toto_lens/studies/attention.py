@@ -68,7 +68,7 @@ def attention(
             frame_mass_summary(heads["frame_mass"].expand_dims(clip=[clip])),
             "live",
         )
-    pixels, note = _frames(ds, ck, layout, tokens)
+    pixels, note = _frames(ds, layout, tokens)
     notes += [note] if note else []
     report(progress, "attention", 2, 3, "steps")
     result = _combine(heads, frames_summary, weights, pixels)
@@ -169,15 +169,13 @@ def _pattern_row(ds: Any, ck: Any, tokens: np.ndarray, clip: int, layer: int, he
     return clip_patterns(ck, tokens, [layer]).sel(layer=layer, head=head, qpos=position).values, "live"
 
 
-def _frames(ds: Any, ck: Any, layout: Any, tokens: np.ndarray) -> tuple[np.ndarray, str]:
-    """The clip's frames (frame, y, x) decoded by the checkpoint's tokenizer; a blank grid if it cannot."""
+def _frames(ds: Any, layout: Any, tokens: np.ndarray) -> tuple[np.ndarray, str]:
+    """The clip's frames (frame, y, x) decoded by the cache's tokenizer; a blank grid if it cannot."""
     from toto_lens.errors import TotoLensError
-    from toto_lens.io import dict_attr
-    from toto_lens.tokenizers import tokenizer_from_spec
+    from toto_lens.store.reader import cache_tokenizer
 
     try:
-        tok = tokenizer_from_spec(dict_attr(ds.attrs, "tokenizer") or ck.tokenizer, ck.tokenizer_state)
-        return np.asarray(tok.decode(layout.unpack(tokens)), dtype=np.float32), ""
+        return np.asarray(cache_tokenizer(ds).decode(layout.unpack(tokens)), dtype=np.float32), ""
     except (TotoLensError, NotImplementedError) as e:
         blank = np.full((layout.frames, layout.rows, layout.cols), 0.5, dtype=np.float32)
         return blank, f"note: frames not decoded ({e}); the map is drawn on a blank grid"

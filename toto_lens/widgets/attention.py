@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from toto_lens.store.reader import cache_checkpoint_path, cache_tokenizer
 from toto_lens.widgets.base import Explorer, WidgetError, open_explorer_cache
-from toto_lens.widgets.clips import checkpoint_path, decode_clip, tokenizer_of
+from toto_lens.widgets.clips import decode_clip
 
 
 class AttentionExplorer(Explorer):
@@ -34,8 +35,8 @@ class AttentionExplorer(Explorer):
         super().__init__()
         self.ds = open_explorer_cache(cache)
         self.layout = lo = layout_of(self.ds)
-        self.model = load_checkpoint(checkpoint_path(self.ds)).model
-        self.tokenizer = tokenizer_of(self.ds)
+        self.model = load_checkpoint(cache_checkpoint_path(self.ds)).model
+        self.tokenizer = cache_tokenizer(self.ds)
         cfg = self.model.config
         clips = [int(c) for c in self.ds["clip"].values]
         if not clips:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from toto_lens.store.reader import cache_tokenizer
 from toto_lens.widgets.base import Explorer, figure_widget, open_explorer_cache
-from toto_lens.widgets.clips import decode_clip, frame_grid, frame_means, tokenizer_of
+from toto_lens.widgets.clips import decode_clip, frame_grid, frame_means
 
 KEPT_CLIPS = 64  # decoded clips kept, so that going back to a clip costs nothing
 
@@ -42,7 +43,7 @@ class LossExplorer(Explorer):
         self.loss_max = float(np.nanpercentile(sample, 99)) if np.isfinite(sample).any() else 1.0
         self.tokenizer, self.pixels_missing = None, ""
         try:
-            self.tokenizer = tokenizer_of(ds)
+            self.tokenizer = cache_tokenizer(ds)
         except TotoLensError as e:  # a cache moved away from its checkpoint: the loss alone is shown
             self.pixels_missing = str(e)
         self._clips: OrderedDict[int, tuple[np.ndarray | None, np.ndarray]] = OrderedDict()
