@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -36,7 +38,24 @@ def any_config(request, tiny_config) -> ModelConfig:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory, _shared_derived):
+def cache_root(tmp_path_factory, _shared_derived):
+    """For fixtures wider than one test: `with cache_root("label") as root:` makes a fresh cache root that
+    shares the fitted tokenizers and token pools, with TOTO_LENS_CACHE pointing at it inside the block."""
+
+    @contextmanager
+    def make(label: str):
+        root = tmp_path_factory.mktemp(label)
+        for sub in ("tokenizers", "tokens"):
+            (root / sub).symlink_to(_shared_derived / sub)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TOTO_LENS_CACHE", str(root))
+            yield root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_run(cache_root):
     """The model `make demo` trains (the defaults), trained once per session, and its extracted cache.
 
     Returns (checkpoint folder, cache store). Slow (about 6 minutes on 2 cores): only `slow` tests use it.
@@ -44,11 +63,7 @@ def demo_run(tmp_path_factory, _shared_derived):
     from toto_lens.run import extract
     from toto_lens.train import TrainConfig, train
 
-    root = tmp_path_factory.mktemp("demo-cache")
-    for sub in ("tokenizers", "tokens"):
-        (root / sub).symlink_to(_shared_derived / sub)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOTO_LENS_CACHE", str(root))
+    with cache_root("demo-cache") as root:
         torch.manual_seed(0)
         result = train(TrainConfig(), "demo")
         store = root / "demo" / "moving-digits-val.zarr"

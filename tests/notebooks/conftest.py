@@ -4,7 +4,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def notebook_cache(tmp_path_factory, _shared_derived):
+def notebook_cache(cache_root):
     """A cache root holding two untrained toto-debug checkpoints of one "run" (`nb-early`, `nb`) and the
     cache of `nb` (32 validation clips of moving digits; every layer; pooled, per-frame and per-token
     activations; attention per frame pair and full patterns of 2 clips), as `make demo` writes it for
@@ -13,11 +13,7 @@ def notebook_cache(tmp_path_factory, _shared_derived):
 
     from toto_lens.run import extract
 
-    root = tmp_path_factory.mktemp("notebook-cache")
-    for sub in ("tokenizers", "tokens"):
-        (root / sub).symlink_to(_shared_derived / sub)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOTO_LENS_CACHE", str(root))
+    with cache_root("notebook-cache") as root:
         make_checkpoint("nb-early", seed=1)
         make_checkpoint("nb")
         extract(

@@ -18,13 +18,9 @@ from toto_lens.studies.base import StudyError
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, _shared_derived):
+def store(cache_root):
     """A checkpoint and its store of 4 clips, full patterns for the first 2: built once for the module."""
-    root = tmp_path_factory.mktemp("attention-cache")
-    for sub in ("tokenizers", "tokens"):
-        (root / sub).symlink_to(_shared_derived / sub)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOTO_LENS_CACHE", str(root))
+    with cache_root("attention-cache") as root:
         make_checkpoint("tiny")
         extract("tiny", clips=4, batch_size=2, acts=("pooled",), attn=("frame", "pattern"), pattern_clips=2)
         return root, open_cache("tiny").encoding["source"]

@@ -26,13 +26,9 @@ from toto_lens.widgets import (
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, _shared_derived):
+def tiny(cache_root):
     """A real checkpoint, its store (40 clips; patterns written for the first 2) and the two studies."""
-    root = tmp_path_factory.mktemp("widgets-cache")
-    for sub in ("tokenizers", "tokens"):
-        (root / sub).symlink_to(_shared_derived / sub)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TOTO_LENS_CACHE", str(root))
+    with cache_root("widgets-cache") as root:
         make_checkpoint("tiny")
         extract("tiny", clips=40, batch_size=20, acts=("pooled", "frame", "token"), attn=("frame", "pattern"),
                 pattern_clips=2)  # fmt: skip
