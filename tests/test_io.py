@@ -55,3 +55,14 @@ def test_reads_name_the_file(tmp_path):
         read_safetensors(tmp_path / "w.safetensors", redo="redo it")
     with pytest.raises(TotoLensError, match="nothing.json is missing"):
         read_json(tmp_path / "nothing.json", redo="redo it")
+
+
+def test_attributes_read_back_whether_stored_as_json_text_or_as_they_are():
+    from toto_lens.io import dict_attr, json_attr
+
+    netcdf = {"grid": "[0.1, 1.0]", "ckpt": '{"name": "demo"}', "plain": "demo"}
+    zarr = {"grid": [0.1, 1.0], "ckpt": {"name": "demo"}}
+    assert json_attr(netcdf, "grid") == json_attr(zarr, "grid") == [0.1, 1.0], "a list is a list either way"
+    assert dict_attr(netcdf, "ckpt") == dict_attr(zarr, "ckpt") == {"name": "demo"}
+    assert json_attr(netcdf, "plain", "fallback") == "fallback", "text that is not JSON gives the default"
+    assert dict_attr(netcdf, "plain") == {"name": "demo"} and dict_attr(zarr, "missing") == {}

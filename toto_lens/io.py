@@ -115,15 +115,23 @@ def read_safetensors(
         raise error(f"{path} is truncated or corrupted ({reason}); {redo}") from None
 
 
-def dict_attr(attrs: dict[str, Any], name: str) -> dict[str, Any]:
-    """A dict attribute of a store or result (kept as a dict by zarr, as JSON text by netCDF); {} when
-    absent, and {"name": text} for a plain string that is not JSON."""
-    value = attrs.get(name)
+def json_attr(attrs: dict[str, Any], name: str, default: Any = None) -> Any:
+    """An attribute of a store or result that may have been written as JSON text (netCDF keeps only
+    numbers and strings; zarr keeps dicts and lists as they are); `default` when absent or not JSON."""
+    value = attrs.get(name, default)
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            return json.loads(value)
         except ValueError:
-            return {"name": value}
+            return default
+    return value
+
+
+def dict_attr(attrs: dict[str, Any], name: str) -> dict[str, Any]:
+    """A dict attribute (see `json_attr`); {} when absent, and {"name": text} for a plain string."""
+    value = attrs.get(name)
+    if isinstance(value, str):
+        value = json_attr(attrs, name, {"name": value})
     return value if isinstance(value, dict) else {}
 
 

@@ -8,7 +8,6 @@ rebuilt and the output area never flickers. A bare explorer as the last line of 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,17 +82,6 @@ def result_of(study_or_result: Any, needs: str, what: str) -> Any:
             f"expected a {what} study or its result (a Dataset with {needs}), got {type(result).__name__}"
         )
     return result
-
-
-def list_attr(attrs: dict[str, Any], name: str, default: Any) -> Any:
-    """A list attribute, kept as a list by zarr and as JSON text by netCDF."""
-    value = attrs.get(name, default)
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return default
-    return value
 
 
 def open_explorer_cache(cache: Any) -> Any:

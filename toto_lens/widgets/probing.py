@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from toto_lens.widgets.base import Explorer, cache_of_result, figure_widget, list_attr, result_of
+from toto_lens.io import json_attr
+from toto_lens.widgets.base import Explorer, cache_of_result, figure_widget, result_of
 
 _METRIC = {"accuracy": "accuracy", "r2": "R²"}
 _COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa")
@@ -61,7 +62,7 @@ class ProbingExplorer(Explorer):
         if ds is not None:
             from toto_lens.widgets.predictions import ProbeFitter
 
-            l2 = tuple(float(v) for v in list_attr(result.attrs, "l2_grid", list(L2_GRID)))
+            l2 = tuple(float(v) for v in json_attr(result.attrs, "l2_grid", list(L2_GRID)))
             val_fraction = float(result.attrs.get("val_fraction", 0.3))
             self.fitter = ProbeFitter(ds, self.layers, val_fraction=val_fraction, l2=l2)
         self.curve = figure_widget(width=520, height=400, hovermode="closest")
