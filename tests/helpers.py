@@ -44,3 +44,28 @@ def reference_patterns(model, tokens):
         x = block(x, cos, sin, None)
         states.append(x)
     return patterns, states
+
+
+def run_cli_readonly(readonly, *args: str, env=None, timeout: float = 300):
+    """`toto-lens ARGS` in a child process that cannot write under the folder `readonly`.
+
+    As root, permission bits do not stop a write, so the child runs in its own mount namespace where
+    `readonly` is bind-mounted read-only (what a read-only share or a full disk looks like to a program);
+    as another user the folder is made read-only with chmod. Returns the CompletedProcess (text).
+    """
+    import os
+    import subprocess
+    import sys
+
+    readonly = str(readonly)
+    command = [sys.executable, "-c", "from toto_lens.cli import main; main()", *args]
+    if os.geteuid() == 0:
+        script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+        command = ["unshare", "-m", "sh", "-c", script, readonly, *command]
+    else:
+        os.chmod(readonly, 0o555)
+    try:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    finally:
+        if os.geteuid() != 0:
+            os.chmod(readonly, 0o755)

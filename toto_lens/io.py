@@ -4,6 +4,7 @@
   crash never leaves half a checkpoint, tokenizer or clip store; an existing folder is refused unless
   overwriting, and then replaced only once the new one is complete.
 * `atomic_file`: the same for one file (figures, previews).
+* `check_writable`: before long work, make sure its outputs can be written at all.
 * `read_json` / `read_safetensors`: read what those wrote, turning every malformed file into one line
   that names the file and what to do. Only JSON and safetensors: nothing is unpickled.
 """
@@ -63,6 +64,41 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class OutputError(TotoLensError):
+    """An output that cannot be written where the user asked."""
+
+
+def check_writable(target: str | os.PathLike, what: str = "--out") -> Path:
+    """Make sure `target` (a file or a folder to be made) can be written, before any work is done.
+
+    Creates the missing parent folders and writes and removes a probe file beside `target`, which is what
+    the real write will need (atomic writes make a temporary sibling and rename it); a probe, not
+    `os.access`, because root passes every permission check yet still cannot write a read-only mount.
+    Raises `OutputError` naming the place and the option that chose it.
+    """
+    target = Path(target).expanduser()
+    where = target.parent
+    try:
+        if target.exists() and target.is_dir():
+            where = target  # a store or folder that is continued or replaced: written inside and beside
+            _probe(target)
+        where = target.parent
+        where.mkdir(parents=True, exist_ok=True)
+        _probe(where)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise OutputError(
+            f"cannot write {target} ({reason} in {where}); choose a writable place with {what}"
+        ) from None
+    return target
+
+
+def _probe(folder: Path) -> None:
+    fd, name = tempfile.mkstemp(prefix=".toto-lens-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(name)
 
 
 def _umask() -> int:

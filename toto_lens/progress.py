@@ -24,13 +24,16 @@ class ProgressEvent:
     total: int | None = None  # None when the amount of work is not known in advance
     unit: str = ""  # "clips", "steps", "fits"
     info: dict[str, Any] = field(default_factory=dict)
+    message: str = ""  # a sentence to show once (what is starting, where it writes), not a step of work
 
     @property
     def fraction(self) -> float | None:
         return None if not self.total else min(1.0, self.done / self.total)
 
     def line(self) -> str:
-        """One log line: `extract: 32/512 clips (6%), rate 12.3, …`."""
+        """One log line: `extract: 32/512 clips (6%), rate 12.3, …`, or `extract: <message>`."""
+        if self.message:
+            return f"{self.task}: {self.message}"
         count = f"{self.done}/{self.total}" if self.total else str(self.done)
         share = f" ({self.fraction:.0%})" if self.fraction is not None else ""
         extra = "".join(f", {k} {_short(v)}" for k, v in self.info.items())
@@ -50,11 +53,20 @@ def report(progress: Progress | None, task: str, done: int, total: int | None, u
         progress(ProgressEvent(task, int(done), None if total is None else int(total), unit, info))
 
 
+def say(progress: Progress | None, task: str, message: str) -> None:
+    """Tell `progress` a sentence about `task` (what starts, on what, writing where), shown once."""
+    if progress is not None:
+        progress(ProgressEvent(task, 0, None, "", {}, message))
+
+
 def line_progress(write: Callable[[str], None] = print, every: float = 0.1) -> Progress:
     """A callback that writes `event.line()` when a task has moved by `every` of its total (and at its end)."""
     next_at: dict[str, float] = {}
 
     def callback(event: ProgressEvent) -> None:
+        if event.message:
+            write(event.line())
+            return
         fraction = event.fraction
         if fraction is None or fraction >= next_at.get(event.task, 0.0) or event.done == event.total:
             write(event.line())
@@ -70,6 +82,9 @@ def tqdm_progress(**bar_options: Any) -> Progress:
     bars: dict[str, Any] = {}
 
     def callback(event: ProgressEvent) -> None:
+        if event.message:
+            tqdm.write(event.line())
+            return
         bar = bars.get(event.task)
         if bar is None:
             bar = bars[event.task] = tqdm(

@@ -51,6 +51,25 @@ CacheOpt = Annotated[
 ]
 
 
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-code",
+        help="Allow a checkpoint or tokenizer spec to name Python code (an external tokenizer factory) "
+        "that is imported and run. Only for checkpoints whose source you trust.",
+    ),
+]
+
+# What an interrupted command has kept and how to continue; set by the command once it knows (see
+# `on_interrupt`), printed by `main` on Ctrl-C.
+_interrupt_note: list[str] = []
+
+
+def on_interrupt(note: str) -> None:
+    """Say this on Ctrl-C instead of a bare "interrupted": what is kept, how to resume."""
+    _interrupt_note[:] = [note]
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"toto-lens {__version__}")
@@ -105,6 +124,7 @@ def _say_line(line: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app, turning expected failures into one line and exit code 2."""
     args = expand_multi_values(sys.argv[1:] if argv is None else list(argv))
+    _interrupt_note.clear()
     try:
         app(args=args, prog_name="toto-lens")
     except TotoLensError as e:
@@ -112,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         _say_line(f"{'' if rank == '0' else f'[rank {rank}] '}error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        note = f": {_interrupt_note[0]}" if _interrupt_note else ""
+        _say_line(f"interrupted{note}")
         sys.exit(130)
 
 

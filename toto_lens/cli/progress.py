@@ -28,8 +28,11 @@ class CliProgress:
     def __call__(self, event: ProgressEvent) -> None:
         if not self.enabled:
             return
-        if not self.live:
-            self.lines(event)
+        if not self.live or event.message:
+            if event.message and self.bar is not None:
+                self.bar.console.print(event.line(), highlight=False, soft_wrap=True)  # above the bars
+            else:
+                self.lines(event)
             return
         if self.bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
