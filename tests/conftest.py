@@ -1,3 +1,5 @@
+import signal
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -54,6 +56,42 @@ def cache_root(tmp_path_factory, _shared_derived):
     return make
 
 
+# Fixtures that train or extract a real model once per session have a budget of their own, sized for a
+# busy machine (load 6 on 2 cores makes the demo's ~5 minutes of training take three times as long).
+# The tests that use them get the per-test timeout for their own body only (`func_only`), so the test that
+# happens to run first is not charged for the shared fixture, and a hung fixture still fails, by name.
+FIXTURE_BUDGET_S = {"demo_run": 2400, "demo_images": 900}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if set(FIXTURE_BUDGET_S) & set(getattr(item, "fixturenames", ())):
+            marker = item.get_closest_marker("timeout")
+            seconds = marker.args[0] if marker and marker.args else item.config.getini("timeout")
+            item.add_marker(pytest.mark.timeout(float(seconds), func_only=True), append=False)
+
+
+@contextmanager
+def budget(what: str):
+    """Fail the fixture `what` with a clear message once it has run past its budget (FIXTURE_BUDGET_S)."""
+    seconds = FIXTURE_BUDGET_S[what]
+    start = time.monotonic()
+
+    def expired(signum, frame):
+        raise TimeoutError(
+            f"fixture {what} ran past its budget of {seconds} s: the machine is too busy or it got slower"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        print(f"\nfixture {what}: {time.monotonic() - start:.0f} s of its {seconds} s budget")
+
+
 @pytest.fixture(scope="session")
 def demo_run(cache_root):
     """The model `make demo` trains (the defaults), trained once per session, and its extracted cache.
@@ -63,7 +101,7 @@ def demo_run(cache_root):
     from toto_lens.run import extract
     from toto_lens.train import TrainConfig, train
 
-    with cache_root("demo-cache") as root:
+    with cache_root("demo-cache") as root, budget("demo_run"):
         torch.manual_seed(0)
         result = train(TrainConfig(), "demo")
         store = root / "demo" / "moving-digits-val.zarr"
@@ -80,5 +118,8 @@ def demo_images(demo_run):
 
     result, store = demo_run
     images = store.parent / "image-digits-val.zarr"
-    extract(result.path, data="image-digits", acts=("pooled", "frame", "token"), token_clips=128, out=images)
+    with budget("demo_images"):
+        extract(
+            result.path, data="image-digits", acts=("pooled", "frame", "token"), token_clips=128, out=images
+        )
     return images

@@ -18,7 +18,6 @@ from toto_lens.run.induction import induction_scores
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # whichever runs first trains the demo model (~5 min on an idle machine)
 def test_probing_curves_find_motion_far_above_chance(demo_run):
     _, store = demo_run
     ds = open_cache(path=store)
@@ -41,7 +40,6 @@ def test_probing_curves_find_motion_far_above_chance(demo_run):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # whichever runs first trains the demo model (~5 min on an idle machine)
 def test_image_classification_probes_find_the_digit_far_above_chance(demo_images):
     ds = open_cache(path=demo_images)
     result = probe_layers(ds, tasks=("frame_digit",), probes=("linear", "attention"), seeds=(0, 1, 2))
@@ -58,7 +56,6 @@ def test_image_classification_probes_find_the_digit_far_above_chance(demo_images
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # whichever runs first trains the demo model (~5 min on an idle machine)
 def test_first_frame_costs_twice_the_later_ones_and_the_copy_baseline_is_drawn(demo_run):
     _, store = demo_run
     result = redundancy(open_cache(path=store))
@@ -72,7 +69,6 @@ def test_first_frame_costs_twice_the_later_ones_and_the_copy_baseline_is_drawn(d
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # whichever runs first trains the demo model (~5 min on an idle machine)
 def test_induction_scores_show_heads_copying_from_the_previous_frame(demo_run):
     result, store = demo_run
     scores = induction_scores(load_checkpoint(result.path), clips_tokens=open_cache(path=store).tokens)
