@@ -11,6 +11,9 @@ Only safetensors and JSON are read: nothing is unpickled. A save is atomic (writ
 temporary folder beside the target, then renamed), so a crash never leaves half a checkpoint.
 
 Names resolve under `<cache>/checkpoints/<name>/` (`toto_lens.paths.cache_root`).
+
+A checkpoint is data: one whose tokenizer spec names Python code to import (an `external` factory) is
+refused unless loaded with `trust_code=True` (`--trust-code`), as transformers' `trust_remote_code`.
 """
 
 from __future__ import annotations
@@ -64,10 +67,19 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     existing = list_checkpoints()
     known = ", ".join(existing) if existing else "none yet"
     where = path if path.exists() else f"{path} or {named}"
+    name = Path(text).name or "NAME"
     raise CheckpointError(
         f"no checkpoint {text!r} (looked for {where}/{CONFIG}); checkpoints in {checkpoints_dir()}: {known}; "
-        f"make one with `toto-lens init --model toto-tiny --name {Path(text).name or 'NAME'}`"
+        f"make one with `toto-lens init --model {variant_for(name)} --name {name}`"
     )
+
+
+def variant_for(name: str) -> str:
+    """The variant a checkpoint name suggests (`toto-large`, `toto-large-init` → toto-large), else toto-tiny."""
+    from toto_lens.config import variants
+
+    names = sorted(variants(), key=len, reverse=True)
+    return next((v for v in names if name == v or name.startswith(f"{v}-")), "toto-tiny")
 
 
 @dataclass
@@ -82,10 +94,19 @@ class Checkpoint:
     tokenizer_state: dict[str, torch.Tensor] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    trust_code: bool = False  # loaded with trust_code=True: its tokenizer may import the code it names
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def load_tokenizer(self):
+        """The tokenizer this checkpoint records (spec and state), or None when it records none."""
+        from toto_lens.tokenizers import tokenizer_from_spec
+
+        if not self.tokenizer:
+            return None
+        return tokenizer_from_spec(self.tokenizer, self.tokenizer_state, trust_code=self.trust_code)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -187,18 +208,22 @@ def load_checkpoint(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     verify: bool = True,
+    trust_code: bool = False,
 ) -> Checkpoint:
     """Load a checkpoint by registry name or folder path.
 
     verify=True checks the weights against the sha256 recorded at save time (catches a changed or
-    corrupted file that still parses). The model is returned in eval mode.
+    corrupted file that still parses). The model is returned in eval mode. trust_code=False refuses a
+    checkpoint whose tokenizer spec names code to import, before reading its weights.
     """
     import torch
 
     from toto_lens.model import Toto
+    from toto_lens.tokenizers.registry import require_trust
 
     folder = resolve_checkpoint(name_or_path)
     meta = read_metadata(folder)
+    require_trust(meta.get("tokenizer"), trust_code, f"checkpoint {folder}: its tokenizer")
     config: ModelConfig = meta["model"]
     weights = folder / WEIGHTS
     state = read_safetensors(weights, redo=REDO, error=CheckpointError, device=device)
@@ -228,6 +253,7 @@ def load_checkpoint(
         tokenizer_state=tok_state,
         training=meta.get("training") or {},
         meta={k: v for k, v in meta.items() if k not in ("model", "tokenizer", "training")},
+        trust_code=trust_code,
     )
 
 
@@ -291,33 +317,116 @@ def init_checkpoint(
     like: str | os.PathLike | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    tokenizer: str | None = None,
+    data: str | None = None,
+    trust_code: bool = False,
+    progress=None,
 ) -> Path:
     """Save an untrained checkpoint: the baseline every probing curve needs (`toto-lens init`).
 
     `model` names a variant (or is a config); `like` mirrors a checkpoint instead: its exact config,
     tokenizer and training data with fresh weights, so extraction and the analyses treat both alike.
+
+    A variant records what `extract` needs, so that `extract --ckpt NAME` runs as it is: the data
+    (default: the trainer's mix, `DEFAULT_DATA`) and a tokenizer (default: `variant_tokenizer`, a random
+    codebook fitted in seconds; a name or folder as `load_tokenizer` takes; "none" records none). Every
+    argument is checked before the tokenizer is fitted and the weights are drawn.
     """
     import torch
 
+    from toto_lens.io import check_writable
     from toto_lens.model import Toto
 
     if (model is None) == (like is None):
         raise ConfigError("give either a model variant (--model) or a checkpoint to mirror (--like)")
+    if like is not None and (tokenizer is not None or data is not None):
+        raise ConfigError(
+            "--like copies the tokenizer and data of the checkpoint it mirrors; drop --tokenizer/--data"
+        )
+    target = checkpoint_path(path)
+    if (target / CONFIG).exists() and not overwrite:
+        raise CheckpointError(f"checkpoint {target} already exists; pass --overwrite to replace it")
+    check_writable(
+        target, "--name (a folder path) or TOTO_LENS_CACHE" if is_bare_name(str(path)) else "--name"
+    )
     training: dict[str, Any] = {"steps": 0, "seed": seed, "init": "random"}
-    tokenizer, tokenizer_state = None, None
+    tok_spec, tok_state = None, None
     if like is not None:
-        source = load_checkpoint(like)
-        config, tokenizer, tokenizer_state = source.config, source.tokenizer, source.tokenizer_state or None
+        source = load_checkpoint(like, trust_code=trust_code)
+        config, tok_spec, tok_state = source.config, source.tokenizer, source.tokenizer_state or None
         training["like"] = {"name": source.name, "sha256": source.sha256}
         if source.training.get("config"):  # what extract reads for its default data
             training["config"] = source.training["config"]
     else:
         config = model if isinstance(model, ModelConfig) else ModelConfig.from_name(model)
+        tok_spec, tok_state, data = _variant_inputs(config, tokenizer, data, trust_code, progress)
+        if data is not None:
+            training["config"] = {"data": data, "data_seed": 0}
     torch.manual_seed(seed)
     return save_checkpoint(
-        Toto(config), path, tokenizer=tokenizer, tokenizer_state=tokenizer_state, training=training,
+        Toto(config), path, tokenizer=tok_spec, tokenizer_state=tok_state, training=training,
         overwrite=overwrite,
     )  # fmt: skip
+
+
+def variant_tokenizer(config: ModelConfig, data: str) -> str:
+    """The tokenizer `init` records for a model: a random codebook (appendix A.4: any vocabulary without
+    training, fitted in seconds) with exactly the model's visual codes, and the smallest patch whose
+    clips of the data's first source fit the context. The paper's variants (8,192 codes, 4,098 tokens)
+    get `random-8192-p2`: 16 frames of 16×16 tokens, the paper's layout; the CPU ones get `random-512`."""
+    from toto_lens.data import Layout, open_source
+    from toto_lens.data.mix import parse_mix
+    from toto_lens.tokenizers.named import BUNDLED_SIZE
+
+    first = next(iter(parse_mix(data)))
+    clip = open_source(first, split="val", n_clips=1)[0]
+    frames, h, w = clip.frames.shape[:3]
+    if (h, w) != (BUNDLED_SIZE, BUNDLED_SIZE):
+        raise ConfigError(
+            f"the clips of {first} are {h}×{w} but the named tokenizers fit {BUNDLED_SIZE}×{BUNDLED_SIZE} "
+            "frames; name a tokenizer for them with --tokenizer (or --tokenizer none)"
+        )
+    for patch in (p for p in range(1, h + 1) if h % p == 0):
+        if Layout.for_model(frames, h // patch, w // patch, config).length <= config.context_length:
+            return f"random-{config.num_codes}" + ("" if patch == 4 else f"-p{patch}")
+    raise ConfigError(
+        f"no patch size puts {frames} frames of {first} into a context of {config.context_length}"
+    )
+
+
+def _variant_inputs(config: ModelConfig, tokenizer, data, trust_code: bool, progress):
+    """(tokenizer spec, state, data) for `init --model`, every name checked before anything is fitted."""
+    from toto_lens.data import Layout, check_source, open_source
+    from toto_lens.data.mix import DEFAULT_DATA, parse_mix
+    from toto_lens.tokenizers import load_tokenizer
+    from toto_lens.tokenizers.named import check_tokenizer
+
+    data = DEFAULT_DATA if data is None else data
+    data = None if data.strip().lower() == "none" else data
+    for name in parse_mix(data) if data else ():
+        check_source(name)
+    if tokenizer is not None and tokenizer.strip().lower() == "none":
+        return None, None, data
+    if tokenizer is None:
+        if data is None:
+            raise ConfigError(
+                "--data none records no clips to size a tokenizer on; name one with --tokenizer"
+            )
+        tokenizer = variant_tokenizer(config, data)
+    check_tokenizer(tokenizer, trust_code=trust_code)
+    tok = load_tokenizer(tokenizer, trust_code=trust_code, progress=progress)
+    if tok.vocab_size > config.num_codes:
+        raise ConfigError(
+            f"tokenizer {tokenizer} has {tok.vocab_size} codes but {config.name} holds {config.num_codes}"
+        )
+    if data is not None:
+        clip = open_source(next(iter(parse_mix(data))), split="val", n_clips=1)[0]
+        length = Layout.for_model(clip.num_frames, *tok.grid, config).length
+        if length > config.context_length:
+            raise ConfigError(
+                f"clips of {length} tokens ({tokenizer}) do not fit {config.name}'s context of {config.context_length}"
+            )
+    return tok.spec, tok.state_dict(), data
 
 
 def describe(ckpt: Checkpoint) -> dict[str, Any]:
@@ -332,7 +441,29 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
         "vocab_size": c.vocab_size,
         "config": c.to_dict(),
         "tokenizer": ckpt.tokenizer,
+        "tokenizer_summary": tokenizer_summary(ckpt.tokenizer),
+        "data": (ckpt.training.get("config") or {}).get("data"),
         "training": ckpt.training,
         "toto_lens_version": ckpt.meta.get("toto_lens_version"),
         "created": ckpt.meta.get("created"),
     }
+
+
+def tokenizer_summary(spec: dict[str, Any] | None) -> str:
+    """One line about a tokenizer spec: name, kind, codes, patch and grid, and the code it would import."""
+    from toto_lens.tokenizers.registry import code_named_by
+
+    if not spec:
+        return "none recorded (extract needs --tokenizer)"
+    parts = [str(spec.get("name") or spec.get("kind")), f"kind {spec.get('kind')}"]
+    if "vocab_size" in spec:
+        parts.append(f"{spec['vocab_size']:,} codes")
+    if "patch" in spec:
+        grid = spec.get("grid")
+        parts.append(
+            f"{spec['patch']}×{spec['patch']} patches" + (f", {grid[0]}×{grid[1]} a frame" if grid else "")
+        )
+    code = code_named_by(spec)
+    if code:
+        parts.append(f"imports {code} (needs --trust-code)")
+    return ", ".join(parts)

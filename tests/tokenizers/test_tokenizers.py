@@ -310,13 +310,13 @@ def external_spec(tmp_path):
 
 
 def test_external_adapter_is_loaded_through_its_factory(external_spec, val, tmp_path):
-    tok = tokenizer_from_spec(external_spec)
+    tok = tokenizer_from_spec(external_spec, trust_code=True)
     assert isinstance(tok, ThresholdTokenizer) and tok.vocab_size == 2 and tok.grid == (8, 8)
     ids = tok.encode(val[:5].reshape(1, 5, 32, 32))
     assert ids.shape == (1, 5, 8, 8) and set(np.unique(ids)) == {0, 1}, "the adapter's ids must pass through"
     assert tok.decode(ids).shape == (1, 5, 32, 32)
     assert {k: tok.spec[k] for k in external_spec} == external_spec, "the spec must keep the adapter's keys"
-    back = load_tokenizer_dir(save_tokenizer(tok, tmp_path / "ext"))
+    back = load_tokenizer_dir(save_tokenizer(tok, tmp_path / "ext"), trust_code=True)
     assert isinstance(back, ThresholdTokenizer) and np.array_equal(back.encode(val[:5]), ids[0])
     with pytest.raises(TokenizerError, match="frames are 28×28 pixels"):
         tok.encode(np.zeros((1, 28, 28), np.float32))  # the base class checks inputs for adapters too
@@ -325,18 +325,18 @@ def test_external_adapter_is_loaded_through_its_factory(external_spec, val, tmp_
 def test_external_adapter_errors_are_clear(external_spec, tmp_path):
     missing = {**external_spec, "path": str(tmp_path / "absent.ckpt")}
     with pytest.raises(TokenizerError, match="absent.ckpt does not exist; toto-lens loads tokenizer weights"):
-        tokenizer_from_spec(missing)
+        tokenizer_from_spec(missing, trust_code=True)
     with pytest.raises(TokenizerError, match="must read 'package.module:attr'"):
-        tokenizer_from_spec({**external_spec, "factory": "no_colon_here"})
+        tokenizer_from_spec({**external_spec, "factory": "no_colon_here"}, trust_code=True)
     with pytest.raises(TokenizerError, match="cannot import 'no_such_pkg_xyz.mod' \\(No module named"):
-        tokenizer_from_spec({**external_spec, "factory": "no_such_pkg_xyz.mod:load"})
+        tokenizer_from_spec({**external_spec, "factory": "no_such_pkg_xyz.mod:load"}, trust_code=True)
     with pytest.raises(TokenizerError, match="has no attribute 'nope'"):
-        tokenizer_from_spec({**external_spec, "factory": f"{__name__}:nope"})
+        tokenizer_from_spec({**external_spec, "factory": f"{__name__}:nope"}, trust_code=True)
     with pytest.raises(TokenizerError, match="returned a SimpleNamespace without encode, decode, grid"):
-        tokenizer_from_spec({**external_spec, "factory": f"{__name__}:make_broken"})
+        tokenizer_from_spec({**external_spec, "factory": f"{__name__}:make_broken"}, trust_code=True)
     with pytest.raises(TokenizerError, match="misses the field 'factory'"):
-        tokenizer_from_spec({k: v for k, v in external_spec.items() if k != "factory"})
-    duck = tokenizer_from_spec({"kind": "external", "factory": f"{__name__}:make_duck"})
+        tokenizer_from_spec({k: v for k, v in external_spec.items() if k != "factory"}, trust_code=True)
+    duck = tokenizer_from_spec({"kind": "external", "factory": f"{__name__}:make_duck"}, trust_code=True)
     assert duck.encode(np.zeros((3, 4, 4))).shape == (3, 1, 1), (
         "a duck-typed tokenizer must be accepted as is"
     )

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import CkptOpt, app, console
+from toto_lens.cli.app import CkptOpt, TrustOpt, app, console
 from toto_lens.errors import ConfigError
 from toto_lens.io import human_bytes
 
@@ -52,6 +52,7 @@ def extract_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a store written from other weights or settings.")
     ] = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Extract activations, per-token losses and attention summaries into a resumable zarr store.
 
@@ -67,7 +68,7 @@ def extract_cmd(
         data=data, split=split, clips=clips, batch_size=batch_size, out=out, layers=layers,
         acts=_names(acts, "acts"), token_clips=token_clips, attn=_names(attn, "attn"),
         pattern_clips=pattern_clips, dtype=dtype, device=device, tokenizer=tokenizer,
-        overwrite=overwrite, dry_run=dry_run,
+        overwrite=overwrite, dry_run=dry_run, trust_code=trust_code,
     )  # fmt: skip
     with CliProgress(console) as bar:
         result = extract(ckpt, progress=bar, **kwargs)

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import CkptOpt, JsonOpt, app, console
+from toto_lens.cli.app import CkptOpt, JsonOpt, TrustOpt, app, console
 
 
 def _human(n: int) -> str:
@@ -40,11 +40,11 @@ def variants(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def info(ckpt: CkptOpt, as_json: JsonOpt = False) -> None:
-    """Describe a checkpoint: config, parameter count, layers, vocabulary, sha256 of the weights."""
+def info(ckpt: CkptOpt, as_json: JsonOpt = False, trust_code: TrustOpt = False) -> None:
+    """Describe a checkpoint: config, parameter count, layers, vocabulary, tokenizer, data, sha256."""
     from toto_lens.checkpoints import describe, load_checkpoint
 
-    summary = describe(load_checkpoint(ckpt))
+    summary = describe(load_checkpoint(ckpt, trust_code=trust_code))
     if as_json:
         print(json.dumps(summary))
         return
@@ -56,7 +56,9 @@ def info(ckpt: CkptOpt, as_json: JsonOpt = False) -> None:
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     for key, value in summary["config"].items():
         table.add_row(f"config.{key}", str(value))
-    table.add_row("tokenizer", json.dumps(summary["tokenizer"]))
+    table.add_row("tokenizer", summary["tokenizer_summary"])
+    table.add_row("data", str(summary["data"] or "none recorded (extract needs --data)"))
+    table.add_row("tokenizer spec", json.dumps(summary["tokenizer"]))
     for key, value in _flat(summary["training"], "training"):
         table.add_row(key, value)
     console.print(table)
@@ -103,22 +105,42 @@ def init(
             help="A checkpoint to mirror: its exact config, tokenizer and training data, fresh weights.",
         ),
     ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="Tokenizer to record (name or folder; `none` for none). Default: a random codebook with "
+            "the variant's codes whose clips fill its context (random-8192-p2 for the paper's variants).",
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Data to record as the model's (`none` for none). Default: the trainer's mix."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Write an untrained (freshly initialised) checkpoint: the baseline every probing curve needs.
 
-    `--like demo` makes the baseline of a trained run: the same model config (vocabulary sized to its
-    tokenizer, context, μP), the same tokenizer and the data it was trained on, so `extract` and the
-    analyses treat both alike (`toto-lens induction --ckpt demo-init --ckpt demo`).
+    `--model` records a tokenizer and data that fit the variant, so `toto-lens extract --ckpt NAME` runs
+    as written. `--like demo` makes the baseline of a trained run: the same model config (vocabulary
+    sized to its tokenizer, context, μP), the same tokenizer and the data it was trained on, so `extract`
+    and the analyses treat both alike (`toto-lens induction --ckpt demo-init --ckpt demo`).
     """
-    from toto_lens.checkpoints import init_checkpoint, read_metadata
+    from toto_lens.checkpoints import describe, init_checkpoint, load_checkpoint
+    from toto_lens.cli.progress import CliProgress
 
     if (model is None) == (like is None):
         raise typer.BadParameter(
             "give either --model VARIANT or --like CHECKPOINT", param_hint="--model/--like"
         )
-    path = init_checkpoint(name, model=model, like=like, seed=seed, overwrite=overwrite)
-    config = read_metadata(path)["model"]
+    with CliProgress(console) as bar:
+        path = init_checkpoint(name, model=model, like=like, seed=seed, overwrite=overwrite,
+                               tokenizer=tokenizer, data=data, trust_code=trust_code, progress=bar)  # fmt: skip
+    info = describe(load_checkpoint(path, trust_code=trust_code))
     mirror = f", like {like}" if like else ""
-    console.print(f"wrote {path} ({config.name}, {config.num_params():,} parameters, untrained{mirror})")
+    console.print(
+        f"wrote {path} ({info['config']['name']}, {info['params']:,} parameters, untrained{mirror})\n"
+        f"tokenizer: {info['tokenizer_summary']}\ndata: {info['data'] or 'none recorded'}",
+        soft_wrap=True,
+    )

@@ -40,10 +40,19 @@ __all__ = [
     "MovingDigitsConfig",
     "iter_clips",
     "load_split",
+    "check_source",
     "materialise",
     "open_source",
     "stack_frames",
 ]
+
+
+def check_source(name: str | os.PathLike) -> None:
+    """Raise the unknown-data error now, without opening anything, when `name` names no source."""
+    if str(name) not in SOURCES and not (Path(name) / "clips.json").is_file():
+        raise ConfigError(
+            f"unknown data {str(name)!r}; choose one of: {', '.join(SOURCES)}, or a folder written by `materialise`"
+        )
 
 
 def open_source(
@@ -52,8 +61,5 @@ def open_source(
     """A source by registry name, or a materialised clip folder by path."""
     if str(name) in SOURCES:
         return SOURCES[str(name)](split=split, n_clips=n_clips, seed=seed)
-    if (Path(name) / "clips.json").is_file():
-        return ClipStore(name)
-    raise ConfigError(
-        f"unknown data {str(name)!r}; choose one of: {', '.join(SOURCES)}, or a folder written by `materialise`"
-    )
+    check_source(name)
+    return ClipStore(name)

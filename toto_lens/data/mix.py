@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from toto_lens.errors import ConfigError
 
+# What a run trains on unless told otherwise, and what `toto-lens init` records for a variant.
+DEFAULT_DATA = "moving-digits=0.8,image-digits=0.2"
+
 
 def parse_mix(text: str) -> dict[str, float]:
     """ "moving-digits=0.8,image-digits=0.2" → {name: weight}, normalised; a bare name weighs 1."""
@@ -27,3 +30,16 @@ def parse_mix(text: str) -> dict[str, float]:
         )
     total = sum(mix.values())
     return {k: v / total for k, v in mix.items()}
+
+
+def mix_note(text: str) -> str | None:
+    """A sentence when explicit weights do not sum to 1 (they are normalised, and the user should know)."""
+    parts = [p.partition("=") for p in filter(None, (p.strip() for p in text.split(",")))]
+    if not any(sep for _, sep, _ in parts):
+        return None  # bare names weigh the same: nothing to normalise that the user wrote
+    mix = parse_mix(text)
+    total = sum(float(w) if sep else 1.0 for _, sep, w in parts)
+    if abs(total - 1) < 1e-9:
+        return None
+    shares = ",".join(f"{k}={v:.3g}" for k, v in mix.items())
+    return f"note: the data weights sum to {total:g}, not 1; normalised to {shares}"

@@ -107,9 +107,11 @@ def prepare(
     from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
 
     if tokenizer is not None:
-        tok = load_tokenizer(tokenizer)
+        tok = load_tokenizer(tokenizer, trust_code=getattr(ckpt, "trust_code", False))
     elif ckpt.tokenizer:
-        tok = tokenizer_from_spec(ckpt.tokenizer, ckpt.tokenizer_state)
+        tok = tokenizer_from_spec(
+            ckpt.tokenizer, ckpt.tokenizer_state, trust_code=getattr(ckpt, "trust_code", False)
+        )
     else:
         raise ConfigError(
             "this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512), or make "
@@ -201,12 +203,14 @@ def extract(
     dry_run: bool = False,
     progress: Progress | None = None,
     stop_after: int | None = None,
+    trust_code: bool = False,
 ) -> ExtractResult | ExtractPlan:
     """Extract into the store (see the module docstring); returns the plan instead when dry_run.
 
     progress (`toto_lens.progress`) hears of each batch rank 0 writes: clips done (under torchrun its own
     batches times the number of processes), clips/s, and the store's size on disk.
     stop_after: return after this many batches of this run (the store stays resumable), for tests.
+    trust_code: allow a checkpoint or tokenizer whose spec names code (an external factory) to import it.
     """
     import torch
 
@@ -215,7 +219,7 @@ def extract(
 
     info = dist.setup(device)
     try:
-        ck = load_checkpoint(ckpt, device=info.device)
+        ck = load_checkpoint(ckpt, device=info.device, trust_code=trust_code)
         plan, source, tok, layout, attrs = prepare(
             ck, data=data, split=split, clips=clips, batch_size=batch_size, out=out, layers=layers,
             acts=acts, token_clips=token_clips, attn=attn, pattern_clips=pattern_clips, dtype=dtype,

@@ -111,18 +111,21 @@ def cache_checkpoint_path(ds) -> str:
     return str(path)
 
 
-def cache_tokenizer(ds):
+def cache_tokenizer(ds, *, trust_code: bool = False):
     """The tokenizer a cache's tokens were made with: its spec from the store, its state (codebooks) from
-    the checkpoint's folder; the model's weights are not read."""
+    the checkpoint's folder; the model's weights are not read. trust_code: allow a spec that names code
+    (an external factory) to import it."""
     from toto_lens.checkpoints import REDO, TOKENIZER_STATE, resolve_checkpoint
     from toto_lens.io import dict_attr, read_safetensors
     from toto_lens.tokenizers import tokenizer_from_spec
+    from toto_lens.tokenizers.registry import require_trust
 
     spec = dict_attr(ds.attrs, "tokenizer")
     if not spec:
         raise CacheError("the cache does not record its tokenizer (attribute tokenizer)")
+    require_trust(spec, trust_code, "the cache's tokenizer")
     folder = resolve_checkpoint(cache_checkpoint_path(ds))
     state = {}
     if (folder / TOKENIZER_STATE).is_file():
         state = read_safetensors(folder / TOKENIZER_STATE, redo=REDO, error=CacheError, framework="numpy")
-    return tokenizer_from_spec(spec, state)
+    return tokenizer_from_spec(spec, state, trust_code=trust_code)

@@ -50,13 +50,14 @@ and then
 
     from toto_lens.tokenizers import tokenizer_from_spec
     tok = tokenizer_from_spec({"kind": "external", "factory": "my_vq.toto_adapter:load",
-                               "path": "/data/vqgan-1k.ckpt", "patch": 16, "image_size": [256, 256]})
+                               "path": "/data/vqgan-1k.ckpt", "patch": 16, "image_size": [256, 256]},
+                              trust_code=True)  # the spec names code to import: say you trust it
     ids = tok.encode(frames)  # [F, 16, 16]
 
-Another way to plug in is the registry: give the class `kind = "my-vq"` and a classmethod
-`from_state(cls, spec, state)` returning `cls(spec)`, then `register_tokenizer("my-vq", MyVQTokenizer)`.
-Specs then say {"kind": "my-vq", ...} without a factory string, but the registration must run before
-any loading.
+Another way to plug in is the registry: give the class `kind = "my-vq"` (`from_state` rebuilds it as
+`cls(spec)`), then `register_tokenizer("my-vq", MyVQTokenizer)`. Specs then say {"kind": "my-vq", ...}
+without a factory string and need no `trust_code`, since the user's own code chose what runs; the
+registration must run before any loading.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from toto_lens.tokenizers.base import Tokenizer, TokenizerError, TokenizerProtocol, check_protocol
-from toto_lens.tokenizers.registry import import_object, spec_field
+from toto_lens.tokenizers.registry import import_object, require_trust, spec_field
 
 # Spec keys the base class writes itself; every other key of an external spec is kept as given.
 _BASE_KEYS = ("kind", "name", "vocab_size", "patch", "image_size", "grid", "seed")
@@ -98,16 +99,27 @@ class ExternalTokenizer(Tokenizer):
 
     @classmethod
     def from_state(cls, spec: dict[str, Any], state: dict[str, np.ndarray]) -> TokenizerProtocol:
-        return load_external(spec, state)
+        """A subclass registered under its own kind rebuilds itself: its kind was registered by the user's
+        code, so nothing the spec names is imported (no trust needed)."""
+        tok = cls(spec)
+        if state and hasattr(tok, "load_state_dict"):
+            tok.load_state_dict(state)
+        return tok
 
 
-def load_external(spec: dict[str, Any], state: dict[str, np.ndarray] | None = None) -> TokenizerProtocol:
-    """Import spec["factory"], call it with the spec, check that the result is a tokenizer."""
+def load_external(
+    spec: dict[str, Any], state: dict[str, np.ndarray] | None = None, *, trust_code: bool = False
+) -> TokenizerProtocol:
+    """Import spec["factory"], call it with the spec, check that the result is a tokenizer.
+
+    The spec chooses the code, so it is refused (one line naming the module, nothing imported) unless
+    trust_code=True (`--trust-code`)."""
     factory_name = spec_field(spec, "factory")
     if not isinstance(factory_name, str):
         raise TokenizerError(
             f"external tokenizer: 'factory' must be a 'package.module:function' string, got {factory_name!r}"
         )
+    require_trust(spec, trust_code, "external tokenizer")
     path = spec.get("path")
     if path is not None and not Path(path).expanduser().exists():
         raise TokenizerError(

@@ -50,7 +50,9 @@ def nearest_centroid(x: np.ndarray, centroids: np.ndarray, sq_norms: np.ndarray 
     return out.numpy()
 
 
-def kmeans_plusplus(x: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:
+def kmeans_plusplus(
+    x: np.ndarray, weights: np.ndarray, k: int, seed: int, progress=None, task: str = "k-means++"
+) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, as sklearn's `kmeans_plusplus`) with weights.
 
     x [U, D], weights [U] > 0 → centers [k, D]. Each step draws 2 + ln k candidates ∝ weight · distance²
@@ -60,6 +62,9 @@ def kmeans_plusplus(x: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np
     """
     import torch
 
+    from toto_lens.progress import report
+
+    every = max(1, k // 100)
     g = torch.Generator().manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))  # (U, D)
     w = torch.from_numpy(np.asarray(weights, dtype=np.float32))  # (U,)
@@ -79,6 +84,8 @@ def kmeans_plusplus(x: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np
             dist = torch.minimum(dist, closest[None])
             best = int((dist @ w).argmin())
             chosen[i], closest = cand[best], dist[best]
+            if (i + 1) % every == 0 or i + 1 == k:
+                report(progress, task, i + 1, k, "codes seeded")
     return x[chosen.numpy()]
 
 
@@ -128,12 +135,17 @@ class PatchKMeans(PatchTokenizer):
         max_patches: int | None = 1_000_000,
         name: str | None = None,
         max_iter: int = 300,
+        progress=None,
+        task: str = "fit kmeans",
     ) -> PatchKMeans:
         """Fit on training frames [F, H, W] or [B, F, H, W] float in [0, 1]; deterministic for a seed.
 
         max_patches bounds the patches considered (whole frames are subsampled, seeded, above it).
+        progress (`toto_lens.progress`) hears of the seeding, code by code, then of Lloyd's iterations.
         """
         from sklearn.cluster import KMeans
+
+        from toto_lens.progress import say
 
         vocab = check_positive("vocab_size", vocab_size)
         patch = check_positive("patch", patch)
@@ -148,9 +160,11 @@ class PatchKMeans(PatchTokenizer):
         std = float(np.sqrt((w[:, None] * (uniq - mean) ** 2).sum() / uniq.shape[1]))
         std = std if std > 0 else 1.0  # constant frames: nothing to scale
         z = ((uniq - mean) / std).astype(np.float32)
-        init = kmeans_plusplus(z, counts, vocab, seed)  # (V, p²)
+        init = kmeans_plusplus(z, counts, vocab, seed, progress, task)  # (V, p²)
+        say(progress, task, f"Lloyd iterations on {len(uniq):,} distinct patches (at most {max_iter})")
         km = KMeans(n_clusters=vocab, init=init, n_init=1, max_iter=max_iter, random_state=seed)
         km.fit(z, sample_weight=counts)
+        say(progress, task, f"k-means converged after {int(km.n_iter_)} iterations")
         info = {
             "fit_patches": int(counts.sum()),
             "fit_distinct_patches": len(uniq),

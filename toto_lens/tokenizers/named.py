@@ -2,7 +2,7 @@
 
 `load_tokenizer("kmeans-512")` reads `<cache>/tokenizers/kmeans-512/` and, the first time, fits it: the
 names `kmeans-N` and `random-N` stand for a patch k-means or a random codebook with N codes, fitted
-deterministically (seed 0, 4×4 patches) on frames of the bundled train split. Every `random-N` shares
+deterministically (seed 0, 4×4 patches; `random-8192-p2` for 2×2) on frames of the bundled train split. Every `random-N` shares
 one projection (same frames, same seed), so they differ only in their codebook, as appendix A.4 wants.
 A path to a folder written by `save_tokenizer` loads as it is.
 """
@@ -24,9 +24,11 @@ from toto_lens.tokenizers.random_codebook import RandomCodebook
 from toto_lens.tokenizers.registry import load_tokenizer_dir, save_tokenizer
 
 KINDS = {"kmeans": PatchKMeans, "random": RandomCodebook}
-NAME = re.compile(r"^(?P<kind>kmeans|random)-(?P<vocab>[0-9]+)$")
+NAME = re.compile(r"^(?P<kind>kmeans|random)-(?P<vocab>[0-9]+)(-p(?P<patch>[0-9]+))?$")
+NAME_FORMS = "kmeans-N or random-N (N codes; -pP for P×P patches, e.g. random-8192-p2)"
 # Frames the named tokenizers fit on: videos and image sequences of the train split, 4,096 frames.
 FIT_VIDEO_CLIPS, FIT_IMAGE_CLIPS = 192, 64
+BUNDLED_SIZE = 32  # the bundled frames are 32×32 pixels
 FIT_DATA = "fit_data.json"  # beside a named fit: the data it was fitted on, to notice when that changes
 
 
@@ -54,29 +56,48 @@ def fit_tokenizer(
     seed: int = 0,
     frames: np.ndarray | None = None,
     name: str | None = None,
+    progress=None,
 ) -> Tokenizer:
-    """Fit a `kmeans` or `random` tokenizer, on the bundled train frames unless frames are given."""
+    """Fit a `kmeans` or `random` tokenizer, on the bundled train frames unless frames are given.
+
+    progress (`toto_lens.progress`) hears what is fitted on, the k-means seeding code by code, and the end."""
+    from toto_lens.progress import say
+
     if kind not in KINDS:
         raise TokenizerError(f"unknown tokenizer kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if not isinstance(vocab_size, int) or vocab_size <= 0:
         raise TokenizerError(f"vocab must be a positive integer, got {vocab_size!r}")
+    task = f"fit {name or f'{kind}-{vocab_size}'}"
     if frames is None:
+        n = (FIT_VIDEO_CLIPS + FIT_IMAGE_CLIPS) * 16
+        say(progress, task, f"rendering {n:,} frames of the bundled train split to fit on")
         frames = bundled_frames("train", FIT_VIDEO_CLIPS, FIT_IMAGE_CLIPS)
-    return KINDS[kind].fit(frames, vocab_size=vocab_size, patch=patch, seed=seed, name=name)
+    what = "k-means" if kind == "kmeans" else "a projection and a random codebook"
+    say(progress, task, f"fitting {what} with {vocab_size:,} codes, {patch}×{patch} patches")
+    extra = {"progress": progress, "task": task} if kind == "kmeans" else {}
+    tok = KINDS[kind].fit(frames, vocab_size=vocab_size, patch=patch, seed=seed, name=name, **extra)
+    say(progress, task, "done")
+    return tok
 
 
-def load_tokenizer(name_or_path: str | os.PathLike, *, fit_missing: bool = True) -> Tokenizer:
-    """A tokenizer by folder path, or by name from the cache (fitting `kmeans-N` / `random-N` once)."""
+def load_tokenizer(
+    name_or_path: str | os.PathLike, *, fit_missing: bool = True, trust_code: bool = False, progress=None
+) -> Tokenizer:
+    """A tokenizer by folder path, or by name from the cache (fitting `kmeans-N` / `random-N` once).
+
+    trust_code: allow a folder whose spec names code (an external factory) to import it (`--trust-code`).
+    progress: hears of a fit (`toto_lens.progress`)."""
     path = Path(name_or_path).expanduser()
     if (path / "tokenizer.json").is_file():
-        return load_tokenizer_dir(path)
+        return load_tokenizer_dir(path, trust_code=trust_code)
     text = str(name_or_path)
     folder = tokenizers_dir() / text
     match = NAME.match(text) if is_bare_name(text) else None
     if is_bare_name(text) and (folder / "tokenizer.json").is_file() and not _stale(folder):
-        return load_tokenizer_dir(folder)
+        return load_tokenizer_dir(folder, trust_code=trust_code)
     if match and fit_missing:
-        tok = fit_tokenizer(match["kind"], int(match["vocab"]), name=text)
+        patch = int(match["patch"] or 4)
+        tok = fit_tokenizer(match["kind"], int(match["vocab"]), patch=patch, name=text, progress=progress)
         try:
             save_tokenizer(tok, folder, overwrite=folder.exists())
         except TokenizerError:  # another process saved the same deterministic fit first
@@ -90,8 +111,26 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, fit_missing: bool = True)
     )
     raise TokenizerError(
         f"no tokenizer {text!r} (looked for {path}/tokenizer.json and {folder}); cached: "
-        f"{', '.join(have) or 'none'}; use kmeans-N or random-N, or fit one with `toto-lens tokenizer fit`"
+        f"{', '.join(have) or 'none'}; use {NAME_FORMS}, or fit one with `toto-lens tokenizer fit`"
     )
+
+
+def check_tokenizer(name_or_path: str | os.PathLike, *, trust_code: bool = False) -> None:
+    """Fail now, without fitting or loading, when `load_tokenizer` would fail: an unknown name, a folder
+    whose spec names code without trust_code. Called before any expensive step."""
+    from toto_lens.io import read_json
+    from toto_lens.tokenizers.registry import require_trust
+
+    path = Path(name_or_path).expanduser()
+    text = str(name_or_path)
+    for folder in (path, tokenizers_dir() / text if is_bare_name(text) else None):
+        if folder is not None and (folder / "tokenizer.json").is_file():
+            spec = read_json(folder / "tokenizer.json", redo="save the tokenizer again", error=TokenizerError)
+            require_trust(spec, trust_code, f"the tokenizer in {folder}")
+            return
+    if is_bare_name(text) and NAME.match(text):
+        return
+    load_tokenizer(name_or_path, fit_missing=False)  # raises the one-line "no tokenizer" error
 
 
 def fit_data_spec() -> list[dict[str, Any]]:
@@ -138,27 +177,47 @@ def fit_and_save(
     seed: int = 0,
     start: str | None = None,
     overwrite: bool = False,
+    trust_code: bool = False,
+    progress=None,
 ) -> dict[str, Any]:
     """Fit a tokenizer on the bundled train frames (or, with `start`, re-draw a random codebook's codes
     at another vocabulary size), save it to `out` (a bare name: cache/tokenizers/NAME) and return its
-    report on validation frames: reconstruction MSE and PSNR, codebook usage, seconds to fit, path."""
+    report on validation frames: reconstruction MSE and PSNR, codebook usage, seconds to fit, path.
+
+    Every argument is checked before the fit, which can take minutes."""
     import time
 
+    from toto_lens.io import check_writable
     from toto_lens.tokenizers.registry import save_tokenizer
 
-    folder = tokenizers_dir() / str(out) if is_bare_name(str(out)) else Path(out)
+    if kind not in KINDS:
+        raise TokenizerError(f"unknown tokenizer kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if not isinstance(vocab, int) or vocab <= 0:
+        raise TokenizerError(f"--vocab must be a positive integer, got {vocab!r}")
+    if start is not None and kind != "random":
+        raise TokenizerError("--from changes the vocabulary of a random codebook; use it with --kind random")
+    if start is None and (not isinstance(patch, int) or patch <= 0 or BUNDLED_SIZE % patch):
+        raise TokenizerError(
+            f"--patch {patch} does not divide the bundled {BUNDLED_SIZE}×{BUNDLED_SIZE} frames; use 1, 2, 4, 8, 16 or 32"
+        )
+    if not str(out).strip():
+        raise TokenizerError("--out must name a folder or a bare name")
+    folder = tokenizers_dir() / str(out) if is_bare_name(str(out)) else Path(out).expanduser()
     if folder.exists() and not overwrite:  # checked before fitting, which can take a while
         raise TokenizerError(f"{folder} already exists; pass --overwrite to replace it")
+    check_writable(folder, "--out")
+    if start is not None:
+        check_tokenizer(start, trust_code=trust_code)
     t0 = time.perf_counter()
     if start is not None:
-        base = load_tokenizer(start)
+        base = load_tokenizer(start, trust_code=trust_code)
         if kind != "random" or not isinstance(base, RandomCodebook):
             raise TokenizerError(
                 "--from changes the vocabulary of a random codebook; use it with --kind random"
             )
         tok = base.with_vocab(vocab, seed=seed, name=folder.name)
     else:
-        tok = fit_tokenizer(kind, vocab, patch=patch, seed=seed, name=folder.name)
+        tok = fit_tokenizer(kind, vocab, patch=patch, seed=seed, name=folder.name, progress=progress)
     seconds = time.perf_counter() - t0
     save_tokenizer(tok, folder, overwrite=overwrite)
     frames = bundled_frames("val", REPORT_CLIPS, REPORT_CLIPS // 4)

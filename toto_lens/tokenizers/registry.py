@@ -11,6 +11,12 @@ tokenizer is a folder, written atomically like a checkpoint (`toto_lens.checkpoi
 Only JSON and safetensors are read: nothing is unpickled. A checkpoint stores the same pair (its
 config.json "tokenizer" field and its tokenizer.safetensors), so `tokenizer_from_spec(ckpt.tokenizer,
 ckpt.tokenizer_state)` rebuilds a checkpoint's tokenizer.
+
+Trust. A spec is data, but an `external` spec names Python code (`"factory": "package.module:function"`)
+that rebuilding it would import and run. Like transformers' `trust_remote_code`, such a spec is refused
+unless the caller passes `trust_code=True` (`--trust-code` on the command line); the refusal names the
+module and imports nothing. Kinds registered with `register_tokenizer` (by the user's own code) and the
+built-in kinds need no trust: the spec chooses no code there.
 """
 
 from __future__ import annotations
@@ -32,11 +38,38 @@ STATE_FILE = "tokenizer.safetensors"
 Factory = Callable[[dict[str, Any], dict[str, np.ndarray]], TokenizerProtocol]
 
 # Built-ins are named, not imported, so that importing the registry pulls in neither sklearn nor scipy.
+EXTERNAL = "toto_lens.tokenizers.adapter:load_external"  # the one built-in that imports what a spec names
 _REGISTRY: dict[str, Factory | str] = {
     "kmeans": "toto_lens.tokenizers.kmeans:PatchKMeans",
     "random_codebook": "toto_lens.tokenizers.random_codebook:RandomCodebook",
-    "external": "toto_lens.tokenizers.adapter:load_external",
+    "external": EXTERNAL,
 }
+
+
+class UntrustedCodeError(TokenizerError):
+    """A spec names Python code to import and run, and the caller did not pass trust_code=True."""
+
+
+def code_named_by(spec: Any) -> str | None:
+    """The "package.module:attr" that rebuilding `spec` would import, or None when the spec chooses no code
+    (built-in kinds, kinds registered by the user's own code)."""
+    if not isinstance(spec, dict) or _REGISTRY.get(spec.get("kind")) != EXTERNAL:
+        return None
+    factory = spec.get("factory")
+    return factory if isinstance(factory, str) else repr(factory)
+
+
+def require_trust(spec: Any, trust_code: bool, what: str = "tokenizer spec") -> None:
+    """Refuse, in one line naming the module, a spec that would import code, unless trust_code."""
+    code = code_named_by(spec)
+    if code is None or trust_code:
+        return
+    module = code.partition(":")[0]
+    name = spec.get("name") if isinstance(spec, dict) else None
+    raise UntrustedCodeError(
+        f"{what}{f' {name!r}' if name else ''} names code to run: it would import module {module!r} "
+        f"(factory {code!r}); pass --trust-code (trust_code=True in Python) only if you trust its source"
+    )
 
 
 def register_tokenizer(kind: str, cls_or_factory: type | Factory | str) -> None:
@@ -106,8 +139,13 @@ def as_numpy_state(state: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def tokenizer_from_spec(spec: dict[str, Any], state: dict[str, Any] | None = None) -> TokenizerProtocol:
-    """Rebuild a tokenizer from its spec and state (numpy arrays or torch tensors)."""
+def tokenizer_from_spec(
+    spec: dict[str, Any], state: dict[str, Any] | None = None, *, trust_code: bool = False
+) -> TokenizerProtocol:
+    """Rebuild a tokenizer from its spec and state (numpy arrays or torch tensors).
+
+    trust_code: allow an `external` spec to import and run the factory it names (see the module docstring).
+    """
     if not isinstance(spec, dict) or "kind" not in spec:
         raise TokenizerError(f"a tokenizer spec is a dict with a 'kind' field, got {spec!r:.120}")
     kind = spec["kind"]
@@ -116,6 +154,10 @@ def tokenizer_from_spec(spec: dict[str, Any], state: dict[str, Any] | None = Non
             f"unknown tokenizer kind {kind!r}; known kinds: {', '.join(registered_kinds())} "
             "(register your own with toto_lens.tokenizers.register_tokenizer)"
         )
+    if _REGISTRY[kind] == EXTERNAL:  # checks the factory's form, then refuses unless trust_code
+        from toto_lens.tokenizers.adapter import load_external
+
+        return load_external(dict(spec), as_numpy_state(state), trust_code=trust_code)
     tok = _factory(kind)(dict(spec), as_numpy_state(state))
     check_protocol(tok, f"tokenizer kind {kind!r}")
     return tok
@@ -136,13 +178,14 @@ def save_tokenizer(tok: TokenizerProtocol, folder: str | os.PathLike, *, overwri
     return Path(folder).expanduser()
 
 
-def load_tokenizer_dir(folder: str | os.PathLike) -> TokenizerProtocol:
-    """Read a folder written by `save_tokenizer` back into a tokenizer."""
+def load_tokenizer_dir(folder: str | os.PathLike, *, trust_code: bool = False) -> TokenizerProtocol:
+    """Read a folder written by `save_tokenizer` back into a tokenizer (trust_code: as tokenizer_from_spec)."""
     root = Path(folder).expanduser()
     redo = "save the tokenizer again"
     spec = read_json(root / SPEC_FILE, redo=redo, error=TokenizerError)
+    require_trust(spec, trust_code, f"the tokenizer in {root}")
     state = read_safetensors(root / STATE_FILE, redo=redo, error=TokenizerError, framework="numpy")
-    return tokenizer_from_spec(spec, state)
+    return tokenizer_from_spec(spec, state, trust_code=trust_code)
 
 
 def require_state(

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from toto_lens.data.mix import parse_mix
+from toto_lens.data.mix import DEFAULT_DATA, parse_mix
 from toto_lens.errors import ConfigError
 
 DTYPES = ("float32", "bfloat16")
@@ -21,7 +21,7 @@ DTYPES = ("float32", "bfloat16")
 class TrainConfig:
     model: str = "toto-tiny"
     width: int | None = None  # override the variant's width (FFN 4·width, same heads and depth): μP sweeps
-    data: str = "moving-digits=0.8,image-digits=0.2"  # source=weight,… (the paper's Table 2 mixes)
+    data: str = DEFAULT_DATA  # source=weight,… (the paper's Table 2 mixes); weights are normalised
     tokenizer: str = "kmeans-512"
     steps: int = 600
     batch_size: int = 8  # clips per optimizer step, over all processes
