@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import app, console
+from toto_lens.cli.app import TrustOpt, app, console, on_interrupt
 
 train_app = typer.Typer(help="Train Toto checkpoints on the bundled clips.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
@@ -31,7 +31,11 @@ def train_cmd(
     ] = None,
     model: Annotated[str | None, _opt("Variant (toto-lens variants).")] = UNSET,
     data: Annotated[
-        str | None, _opt("Source or mix: moving-digits, or moving-digits=0.8,image-digits=0.2.")
+        str | None,
+        _opt(
+            "Source or mix: moving-digits, or moving-digits=0.8,image-digits=0.2. Weights that do not sum "
+            "to 1 are normalised, with a note."
+        ),
     ] = UNSET,
     tokenizer: Annotated[str | None, _opt("Tokenizer name (kmeans-512, random-4096) or folder.")] = UNSET,
     steps: Annotated[int | None, _opt("Optimizer steps.")] = UNSET,
@@ -64,32 +68,58 @@ def train_cmd(
         str | None, _opt("cpu, cuda, cuda:1 … (default: this process's GPU, else cpu).")
     ] = UNSET,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over even if NAME exists.")] = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Train a Toto checkpoint, or resume NAME if an unfinished run of the same settings is there.
 
-    Under `torchrun --nproc_per_node=K` the same command trains with DDP (gloo on CPU, nccl on GPU).
+    Every option is checked before the tokenizer is fitted. Ctrl-C keeps the last checkpoint; the same
+    command (without --overwrite) resumes from it. Under `torchrun --nproc_per_node=K` the same command
+    trains with DDP (gloo on CPU, nccl on GPU).
     """
     if ctx.invoked_subcommand is not None:
         return
     if name is None:
         raise typer.BadParameter("name the run: --name NAME", param_hint="--name")
     from toto_lens.cli.progress import CliProgress
-    from toto_lens.train import TrainConfig, train
+    from toto_lens.train.check import check_run
+    from toto_lens.train.config import TrainConfig
 
     fields = TrainConfig.__dataclass_fields__
     given = {k: v for k, v in locals().items() if k in fields and v is not None and v is not False}
     cfg = TrainConfig(**given)
+    check_run(cfg, name, trust_code=trust_code)  # at once, before torch is imported or anything fitted
+    from toto_lens.train import train
+
     rank0 = int(os.environ.get("RANK", "0")) == 0
     report = console.print if rank0 else None
-    with CliProgress(console) as bar:  # a bar on a terminal; in a log, train's own lines (report)
-        progress = bar if bar.live else None
-        result = train(
-            cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report, progress=progress
-        )
+    on_interrupt(interrupt_note(cfg, name, overwrite))  # before the first checkpoint
+    with CliProgress(console) as bar:  # bars on a terminal; in a log, lines, and train's own step lines
+        try:
+            result = train(cfg, name, overwrite=overwrite, stop_at=stop_at, device=device, report=report,
+                           progress=bar, log_steps=not bar.live, trust_code=trust_code)  # fmt: skip
+        except KeyboardInterrupt:
+            on_interrupt(interrupt_note(cfg, name, overwrite))  # what the folder holds now
+            raise
     if rank0:
         console.print(summary_table(cfg, result))
     if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _leave_without_finalizers()
+
+
+def interrupt_note(cfg, name: str, overwrite: bool) -> str:
+    """What Ctrl-C leaves: the last checkpoint of this run (step, path) and how to resume it."""
+    from toto_lens.checkpoints import CONFIG, checkpoint_path, read_metadata
+    from toto_lens.errors import TotoLensError
+
+    folder = checkpoint_path(name)
+    again = "run the same command again" + (" without --overwrite" if overwrite else "")
+    try:
+        training = read_metadata(folder).get("training") or {} if (folder / CONFIG).is_file() else None
+    except TotoLensError:
+        training = None
+    if not training or training.get("config") != cfg.to_dict() or training.get("complete"):
+        return f"no checkpoint of this run was saved yet (the first comes at step {cfg.ckpt_every}); {again} to start"
+    return f"kept the checkpoint of step {training['step']} of {cfg.steps} in {folder}; {again} to resume from it"
 
 
 def _leave_without_finalizers() -> None:

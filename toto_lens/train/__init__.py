@@ -1,11 +1,40 @@
 """The compact trainer: Toto checkpoints from the bundled clips on a CPU, the same code under torchrun.
 
 `train(TrainConfig(...), name)` trains or resumes the run `name` (a checkpoint in the registry);
-`sweep_lr` trains a grid of widths and learning rates for the μP study (appendix Fig. 11).
+`check_run` checks its arguments first, in well under a second; `sweep_lr` trains a grid of widths and
+learning rates for the μP study (appendix Fig. 11). Attributes are imported on first use (PEP 562), so
+that checking a run's arguments does not pay for torch.
 """
 
-from toto_lens.data.mix import parse_mix
-from toto_lens.train.config import TrainConfig
-from toto_lens.train.loop import TrainingDiverged, TrainResult, model_config, train
+from __future__ import annotations
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "model_config", "parse_mix", "train"]
+from typing import TYPE_CHECKING
+
+from toto_lens._lazy import lazy_exports
+
+_EXPORTS = {
+    "TrainConfig": "toto_lens.train.config",
+    "model_config": "toto_lens.train.config",
+    "parse_mix": "toto_lens.data.mix",
+    "check_run": "toto_lens.train.check",
+    "TrainResult": "toto_lens.train.loop",
+    "TrainingDiverged": "toto_lens.train.loop",
+    "train": "toto_lens.train.loop",
+}
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "check_run",
+    "model_config",
+    "parse_mix",
+    "train",
+]
+
+if TYPE_CHECKING:
+    from toto_lens.data.mix import parse_mix
+    from toto_lens.train.check import check_run
+    from toto_lens.train.config import TrainConfig, model_config
+    from toto_lens.train.loop import TrainingDiverged, TrainResult, train
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

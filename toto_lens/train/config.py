@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from toto_lens.config import NUM_SPECIAL, ModelConfig
 from toto_lens.data.mix import DEFAULT_DATA, parse_mix
 from toto_lens.errors import ConfigError
 
@@ -93,3 +94,15 @@ class TrainConfig:
             for f in dataclasses.fields(self)
             if f.name not in free and getattr(self, f.name) != getattr(other, f.name)
         ]
+
+
+def model_config(cfg: TrainConfig, vocab: int, seq_len: int) -> ModelConfig:
+    """The variant, sized to the tokenizer's vocabulary and the clip length, with μP if asked."""
+    mc = ModelConfig.from_name(cfg.model).replace(vocab_size=vocab + NUM_SPECIAL)
+    if cfg.width is not None:
+        mc = mc.replace(dim=cfg.width, ffn_dim=4 * cfg.width, name=f"{mc.name}-w{cfg.width}")
+    if mc.context_length < seq_len:
+        mc = mc.replace(context_length=seq_len)
+    if cfg.mup:
+        mc = mc.replace(mup_base_width=cfg.base_width or mc.dim)
+    return mc

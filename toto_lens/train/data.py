@@ -24,6 +24,7 @@ from toto_lens.data.mix import parse_mix
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.io import atomic_folder, read_safetensors
 from toto_lens.paths import cache_root
+from toto_lens.progress import report, say
 from toto_lens.train.config import TrainConfig
 
 ENCODE_CLIPS = 64  # clips rendered and tokenized per chunk
@@ -67,16 +68,19 @@ def tokenizer_fingerprint(tok) -> str:
     return h.hexdigest()[:16]
 
 
-def encode_source(source, tok, layout: Layout) -> np.ndarray:
-    """Every clip of `source` as packed token ids (N, L)."""
+def encode_source(source, tok, layout: Layout, progress=None, task: str = "tokenize") -> np.ndarray:
+    """Every clip of `source` as packed token ids (N, L); progress hears of each chunk of clips."""
     out = np.empty((len(source), layout.length), dtype=np.int64)
     for start in range(0, len(source), ENCODE_CLIPS):
         clips = [source[i] for i in range(start, min(start + ENCODE_CLIPS, len(source)))]
         out[start : start + len(clips)] = layout.encode_clips(clips, tok)
+        report(progress, task, start + len(clips), len(source), "clips")
     return out
 
 
-def cached_tokens(name: str, split: str, n_clips: int, seed: int, tok, layout: Layout) -> np.ndarray:
+def cached_tokens(
+    name: str, split: str, n_clips: int, seed: int, tok, layout: Layout, progress=None
+) -> np.ndarray:
     """Token ids of a source's clips, from the cache or rendered, tokenized and cached now."""
     source = open_source(name, split=split, n_clips=n_clips, seed=seed)
     key = hashlib.sha256(
@@ -85,8 +89,9 @@ def cached_tokens(name: str, split: str, n_clips: int, seed: int, tok, layout: L
     folder = cache_root() / "tokens" / f"{name}-{split}-{key}"
     if (folder / "tokens.safetensors").is_file():
         redo = f"delete {folder} to rebuild it"
+        say(progress, f"tokenize {name} {split}", f"{n_clips} clips read from {folder}")
         return read_safetensors(folder / "tokens.safetensors", redo=redo, framework="numpy")["tokens"]
-    tokens = encode_source(source, tok, layout)
+    tokens = encode_source(source, tok, layout, progress, f"tokenize {name} {split}")
     from safetensors.numpy import save_file
 
     try:
@@ -100,8 +105,9 @@ def cached_tokens(name: str, split: str, n_clips: int, seed: int, tok, layout: L
     return tokens
 
 
-def build_pools(cfg: TrainConfig, tok, verbose=None) -> TokenPools:
-    """Training and validation pools of every source in the mix."""
+def build_pools(cfg: TrainConfig, tok, verbose=None, progress=None) -> TokenPools:
+    """Training and validation pools of every source in the mix; verbose gets a line per source,
+    progress (`toto_lens.progress`) hears of the clips as they are rendered and tokenized."""
     mix = parse_mix(cfg.data)
     frames = open_source(next(iter(mix)), split="val", n_clips=1)[0].num_frames
     layout = Layout(frames, *tok.grid)
@@ -109,8 +115,8 @@ def build_pools(cfg: TrainConfig, tok, verbose=None) -> TokenPools:
     for name in mix:
         if verbose:
             verbose(f"tokenizing {name}: {cfg.train_clips} train + {cfg.val_clips} val clips")
-        train.append(cached_tokens(name, "train", cfg.train_clips, cfg.data_seed, tok, layout))
-        val.append(cached_tokens(name, "val", cfg.val_clips, cfg.data_seed, tok, layout))
+        train.append(cached_tokens(name, "train", cfg.train_clips, cfg.data_seed, tok, layout, progress))
+        val.append(cached_tokens(name, "val", cfg.val_clips, cfg.data_seed, tok, layout, progress))
     lengths = {t.shape[1] for t in train + val}
     if len(lengths) != 1:
         raise ConfigError(f"sources of one mix must have clips of equal length, got {sorted(lengths)} tokens")

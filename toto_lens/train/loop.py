@@ -23,12 +23,12 @@ import torch.nn.functional as F
 
 from toto_lens import distributed as D
 from toto_lens.checkpoints import checkpoint_path, load_checkpoint
-from toto_lens.config import NUM_SPECIAL, ModelConfig
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.model import Toto
 from toto_lens.progress import Progress
 from toto_lens.progress import report as report_progress
-from toto_lens.train.config import TrainConfig
+from toto_lens.train.check import check_run
+from toto_lens.train.config import TrainConfig, model_config
 from toto_lens.train.data import TokenPools, build_pools
 from toto_lens.train.evaluate import autocast, loss_sums, report_from_sums, token_losses, unigram_entropy
 from toto_lens.train.optim import lr_at, make_optimizer, set_lr
@@ -48,18 +48,6 @@ class TrainResult:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
-def model_config(cfg: TrainConfig, vocab: int, seq_len: int) -> ModelConfig:
-    """The variant, sized to the tokenizer's vocabulary and the clip length, with μP if asked."""
-    mc = ModelConfig.from_name(cfg.model).replace(vocab_size=vocab + NUM_SPECIAL)
-    if cfg.width is not None:
-        mc = mc.replace(dim=cfg.width, ffn_dim=4 * cfg.width, name=f"{mc.name}-w{cfg.width}")
-    if mc.context_length < seq_len:
-        mc = mc.replace(context_length=seq_len)
-    if cfg.mup:
-        mc = mc.replace(mup_base_width=cfg.base_width or mc.dim)
-    return mc
-
-
 def train(
     cfg: TrainConfig,
     name: str,
@@ -69,15 +57,23 @@ def train(
     device: str | None = None,
     report: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    log_steps: bool | None = None,
+    trust_code: bool = False,
 ) -> TrainResult:
     """Train (or resume) the run `name`; returns where it stopped. `stop_at` ends early after that step.
 
-    report receives the log lines (rank 0); progress (`toto_lens.progress`) hears of every step with the
-    window's loss and tokens/s."""
+    Every argument is checked first (`check_run`), before the tokenizer is fitted or a clip rendered.
+    report receives the log lines (rank 0); progress (`toto_lens.progress`) hears of the tokenizer fit,
+    the tokenizing of the pools and every step with the window's loss and tokens/s. log_steps: write a
+    line per logged step through report (default: when there is no progress to show the steps).
+    trust_code: allow a tokenizer whose spec names code (an external factory) to import it."""
+    check_run(cfg, name, trust_code=trust_code)
     info = D.setup(device)
     threads = torch.get_num_threads()
+    log_steps = progress is None if log_steps is None else log_steps
     try:
-        return _train(cfg, name, info, overwrite, stop_at, report if info.main else None, progress)
+        return _train(cfg, name, info, overwrite, stop_at, report if info.main else None, progress,
+                      log_steps, trust_code)  # fmt: skip
     finally:
         torch.set_num_threads(threads)  # a notebook calling train() keeps its own setting
         D.teardown(info)
@@ -98,7 +94,9 @@ def _split(cfg: TrainConfig, info: D.DistInfo) -> tuple[int, int]:
     return per_rank, micro
 
 
-def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
+def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_code) -> TrainResult:
+    from toto_lens.data.mix import mix_note
+    from toto_lens.progress import say as tell
     from toto_lens.tokenizers import load_tokenizer
 
     if cfg.threads:
@@ -106,11 +104,16 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
     per_rank, micro = _split(cfg, info)
     folder = checkpoint_path(name)
     training = resume_point(folder, cfg, overwrite)
+    note = mix_note(cfg.data)
+    if note and say:
+        say(note)
+    main_progress = progress if info.main else None
     # Rank 0 fits the tokenizer and renders the pools into the cache first; the others then read them.
     if not info.main:
         D.barrier(info)
-    tok = load_tokenizer(cfg.tokenizer)
-    pools = build_pools(cfg, tok, verbose=say)
+    tell(main_progress, "train", f"tokenizer {cfg.tokenizer}")
+    tok = load_tokenizer(cfg.tokenizer, trust_code=trust_code, progress=main_progress)
+    pools = build_pools(cfg, tok, verbose=say if main_progress is None else None, progress=main_progress)
     if info.main:
         D.barrier(info)
     mc = model_config(cfg, tok.vocab_size, pools.seq_len)
@@ -118,7 +121,9 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
     raw = Toto(mc).to(info.device)
     start = 0
     if training is not None:
-        raw.load_state_dict(load_checkpoint(folder, device=info.device).model.state_dict())
+        raw.load_state_dict(
+            load_checkpoint(folder, device=info.device, trust_code=trust_code).model.state_dict()
+        )
         start = int(training["step"])
     model = D.wrap(raw, info, cfg.fsdp)
     optimizer = make_optimizer(model, cfg, mc.mup_width_mult)
@@ -136,7 +141,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
     metrics: dict[str, Any] = {"unigram_entropy": unigram_entropy(pools.validation(), pools.layout)}
     window_loss, window_steps, window_time = 0.0, 0, 0.0
     meta = {"name": folder.name, "world_size": info.world, "params": mc.num_params(), "data_mix": pools.names}
-    progress = progress if info.main else None
+    progress = progress if info.main and not log_steps else None
 
     saved = [start] if training is not None else []
     live_log = folder.parent / f".{folder.name}.{LOG}"  # rows as they come, for `tail -f`
@@ -205,7 +210,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress) -> TrainResult:
             if info.main:
                 with open(live_log, "a") as f:
                     f.write(json.dumps(row) + "\n")
-            if say and progress is None:  # a progress display shows the same numbers
+            if say and log_steps:  # otherwise a progress display shows the same numbers
                 val = f", val loss {row['val_loss']:.4f}" if "val_loss" in row else ""
                 say(
                     f"step {done}/{cfg.steps}: train loss {row['train_loss']:.4f}{val}, {row['tokens_per_s']:,.0f} tokens/s"

@@ -19,7 +19,7 @@ from toto_lens.checkpoints import read_metadata
 from toto_lens.io import atomic_file
 from toto_lens.paths import cache_root
 from toto_lens.train.config import TrainConfig
-from toto_lens.train.loop import TrainingDiverged, train
+from toto_lens.train.loop import TrainingDiverged, check_run, train
 from toto_lens.train.state import read_log
 
 COLUMNS = ("width", "lr", "mup", "steps", "final_train_loss", "val_loss")
@@ -33,8 +33,16 @@ def sweep_lr(
     *,
     report: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
+    from toto_lens.errors import ConfigError
+    from toto_lens.io import check_writable
+
     out = Path(out)
+    if not widths or not lrs or min(widths) <= 0 or min(lrs) <= 0:
+        raise ConfigError(f"--widths and --lrs need positive numbers, got {widths} and {lrs}")
+    check_writable(out, "--out")
     root = cache_root() / "sweeps" / out.stem
+    for width in widths:  # every pair checked before the first one trains
+        check_run(base.replace(width=width, lr=lrs[0]), str(root / f"w{width}-lr{lrs[0]:g}"))
     rows = []
     for width in widths:
         for lr in lrs:
