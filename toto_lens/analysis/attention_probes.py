@@ -12,6 +12,7 @@ affine). This module imports torch; `probing.py` loads it only inside `probe_lay
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +113,7 @@ def _forward(p: dict, xb: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -
     return torch.einsum("glbd,gldo->glbo", z, p["w_out"]) + p["b_out"][:, :, None]
 
 
-def _train(x, target, idx, lr: torch.Tensor, cfg, mlp, classes, mean, std, seed) -> dict:
+def _train(x, target, idx, lr: torch.Tensor, cfg, mlp, classes, mean, std, seed, on_epoch=None) -> dict:
     """AdamW with linear warm-up and cosine decay; lr (grid, layer) is one learning rate per probe."""
     gen = torch.Generator().manual_seed(seed)
     grid, layers = lr.shape
@@ -147,6 +148,8 @@ def _train(x, target, idx, lr: torch.Tensor, cfg, mlp, classes, mean, std, seed)
                         p.mul_(1 - rate * cfg.weight_decay)
                     denom = (v / (1 - beta2**step)).sqrt_().add_(eps)
                     p.sub_(rate * (m / (1 - beta1**step)) / denom)
+        if on_epoch is not None:
+            on_epoch()
     return params
 
 
@@ -159,9 +162,20 @@ def _evaluate(params, x, target, idx, classes, mean, std, chunk: int = 128) -> t
 
 
 def fit_attention(
-    x: np.ndarray, y: np.ndarray, rows: Rows, *, classes: int, cfg: AttentionConfig, mlp: bool, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: Rows,
+    *,
+    classes: int,
+    cfg: AttentionConfig,
+    mlp: bool,
+    seed: int,
+    on_epoch: Callable[[], None] | None = None,
 ) -> LayerScores:
-    """Attention probes of every layer at once. x: (layer, rows, token, d), any float dtype."""
+    """Attention probes of every layer at once. x: (layer, rows, token, d), any float dtype.
+
+    `on_epoch` is called after every training epoch (of the inner fold that picks the learning rate,
+    then of the refit), for progress."""
     if x.shape[3] % cfg.heads:
         raise AnalysisError(
             f"feature width {x.shape[3]} is not divisible by heads={cfg.heads}; use AttentionConfig(heads=…)"
@@ -182,10 +196,10 @@ def fit_attention(
     chosen = np.zeros(layers, dtype=np.int64)
     if len(grid) > 1:
         lr = torch.as_tensor(grid, dtype=torch.float32)[:, None].expand(-1, layers)
-        params = _train(xt, target, rows.inner_train, lr, cfg, mlp, classes, mean, std, seed)
+        params = _train(xt, target, rows.inner_train, lr, cfg, mlp, classes, mean, std, seed, on_epoch)
         chosen = pick(_evaluate(params, xt, target, rows.inner_val, classes, mean, std).numpy(), grid)
     lr = torch.as_tensor(grid[chosen], dtype=torch.float32)[None]  # (1, layer)
-    params = _train(xt, target, rows.train, lr, cfg, mlp, classes, mean, std, seed)
+    params = _train(xt, target, rows.train, lr, cfg, mlp, classes, mean, std, seed, on_epoch)
     return LayerScores(
         train=_evaluate(params, xt, target, rows.train, classes, mean, std)[0].numpy().astype(np.float64),
         val=_evaluate(params, xt, target, rows.val, classes, mean, std)[0].numpy().astype(np.float64),

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError, concat_outer
+from toto_lens.progress import Progress, report
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
 # A dense count table wins over sorting (np.unique) by 10-50x while it stays small next to the keys
@@ -132,14 +133,19 @@ def _entropy_bits(counts: np.ndarray) -> float:
 
 
 def ngram_stats(
-    ids: np.ndarray, vocab_size: int, ns: Sequence[int] = (1, 2, 3), name: str = "tokenizer"
+    ids: np.ndarray,
+    vocab_size: int,
+    ns: Sequence[int] = (1, 2, 3),
+    name: str = "tokenizer",
+    progress: Progress | None = None,
 ) -> xr.Dataset:
     """Rank-frequency curves and summary numbers of the n-grams of one tokenizer's ids [frame, row, col].
 
     Dimensions `n` (the n-gram length) and `rank` (1 = most frequent; NaN past the last distinct n-gram
     of a given n). Variables: `frequency`, `count` (n, rank); `distinct`, `possible` (V^n), `coverage`
     (distinct / possible), `entropy` (bits), `total` (number of n-grams) per n; `dead_codes` and
-    `codebook_usage` over all ids. Attributes: name, vocab_size, frames, grid [rows, cols].
+    `codebook_usage` over all ids. Attributes: name, vocab_size, frames, grid [rows, cols]. `progress`
+    (`toto_lens.progress`) hears of each n counted, as task `n-grams <name>`.
     """
     vocab = _check_vocab(vocab_size)
     arr = _check_ids(ids, vocab)
@@ -151,9 +157,10 @@ def ngram_stats(
         raise AnalysisError(f"ns must not repeat a length, got {list(ns)}")
 
     ranked = []
-    for size in sizes:
+    for i, size in enumerate(sizes):
         _, counts = _counts(arr, size, vocab)
         ranked.append(np.sort(counts)[::-1])  # descending: rank 1 first
+        report(progress, f"n-grams {name}", i + 1, len(sizes), "lengths", n=size, distinct=len(counts))
     longest = max(len(c) for c in ranked)
     count = np.full((len(sizes), longest), np.nan)  # float: NaN pads the shorter curves
     for i, c in enumerate(ranked):

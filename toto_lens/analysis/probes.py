@@ -19,7 +19,7 @@ loads it only inside `probe_layers`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,25 +231,32 @@ def fit_linear(
     l2: tuple[float, ...],
     tol: float = 1e-4,
     max_iter: int = 100,
+    on_fit: Callable[[], None] | None = None,
 ) -> LayerScores:
     """Linear probes of every layer at once. x: (layer, rows, d); y: (rows,) ints if classes else (rows, k).
 
     With a sequence of `Rows` (one split per seed) every (seed, layer, λ) problem is fitted in the same
     batch, and the scores are (seed, layer); with one `Rows` they are (layer,). Splits of one task have
     the same sizes for every seed (the stratified counts depend on the class counts only); splits that do
-    not are fitted one seed at a time.
+    not are fitted one seed at a time. `on_fit` is called after each batched fit (the inner fold that
+    picks λ, then the refit), for progress.
     """
     many = not isinstance(rows, Rows)
     splits = list(rows) if many else [rows]
     sizes = {tuple(len(getattr(r, f)) for f in ("train", "val", "inner_train", "inner_val")) for r in splits}
     if len(sizes) > 1:
-        parts = [fit_linear(x, y, r, classes=classes, l2=l2, tol=tol, max_iter=max_iter) for r in splits]
+        parts = [
+            fit_linear(x, y, r, classes=classes, l2=l2, tol=tol, max_iter=max_iter, on_fit=on_fit)
+            for r in splits
+        ]
         return LayerScores(*(np.stack([getattr(p, f) for p in parts]) for f in ("train", "val", "chosen")))
-    out = _fit_linear(x, y, splits, classes=classes, l2=l2, tol=tol, max_iter=max_iter)
+    out = _fit_linear(x, y, splits, classes=classes, l2=l2, tol=tol, max_iter=max_iter, on_fit=on_fit)
     return out if many else LayerScores(out.train[0], out.val[0], out.chosen[0])
 
 
-def _fit_linear(x, y, splits: list[Rows], *, classes: int, l2, tol: float, max_iter: int) -> LayerScores:
+def _fit_linear(
+    x, y, splits: list[Rows], *, classes: int, l2, tol: float, max_iter: int, on_fit=None
+) -> LayerScores:
     xt = torch.as_tensor(x, dtype=torch.float32)
     seeds, layers = len(splits), xt.shape[0]
     # BatchNorm without affine, with the statistics of each seed's own train rows
@@ -281,11 +288,15 @@ def _fit_linear(x, y, splits: list[Rows], *, classes: int, l2, tol: float, max_i
         w = fit(zi, yi, lam)
         inner = scores(_apply(zv, w.to(zv.dtype)), yv, classes)  # (problem, grid)
         chosen = pick(inner.T.numpy(), grid)
+        if on_fit is not None:
+            on_fit()
     # The refit starts from zero, not from the inner fit: a weakly regularised problem has a flat
     # optimum, and a warm start lands elsewhere on it than a fresh fit (up to 4 val points apart).
     lam = torch.as_tensor(grid[chosen])[:, None]  # (problem, 1)
     (zt, ytr), (zv, yv) = take("train"), take("val")
     w = fit(zt, ytr, lam).to(zt.dtype)
+    if on_fit is not None:
+        on_fit()
 
     def per_seed(values: torch.Tensor) -> np.ndarray:
         return values[:, 0].numpy().astype(np.float64).reshape(seeds, layers)

@@ -151,13 +151,19 @@ def probe_layers(
                     rows, row_of, clips, x.shape[1], task.name, probe
                 )
                 per_seed.append(split)
+            label = f"probe {task.name}/{probe}"
             if probe == "linear":  # every seed and layer in one batch
-                fits = fit_linear(x, y, per_seed, classes=rows.classes, l2=tuple(l2))
+                tick = ticker(progress, label, 2 if len(l2) > 1 else 1, "fits")
+                fits = fit_linear(x, y, per_seed, classes=rows.classes, l2=tuple(l2), on_fit=tick)
                 fields = (fits.train, fits.val, fits.chosen)  # (seed, layer) each
             else:
                 mlp = probe == "attention-mlp"
+                per_fit = cfg.epochs * (2 if len(cfg.lrs) > 1 else 1)
+                tick = ticker(progress, label, len(seeds) * per_fit, "epochs")
                 each = [
-                    fit_attention(x, y, split, classes=rows.classes, cfg=cfg, mlp=mlp, seed=seed)
+                    fit_attention(
+                        x, y, split, classes=rows.classes, cfg=cfg, mlp=mlp, seed=seed, on_epoch=tick
+                    )
                     for split, seed in zip(per_seed, seeds, strict=True)
                 ]
                 fields = tuple(np.stack([getattr(f, k) for f in each]) for k in ("train", "val", "chosen"))
@@ -168,6 +174,20 @@ def probe_layers(
             report(progress, "probe", done, len(pairs), "curves", last=f"{task.name}/{probe}",
                    best=round(best, 3), seconds=round(took, 1))  # fmt: skip
     return _result(ds, tasks, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)
+
+
+def ticker(progress: Progress | None, task: str, total: int, unit: str):
+    """A callable that reports one more unit of `task` each call (the total grows if a fit needs more)."""
+    done = 0
+    report(progress, task, 0, total, unit)
+
+    def tick() -> None:
+        nonlocal done, total
+        done += 1
+        total = max(total, done)
+        report(progress, task, done, total, unit)
+
+    return tick
 
 
 def _result(ds, tasks, probes, layers, seeds, out, counts, chance, val_fraction, l2, cfg) -> xr.Dataset:

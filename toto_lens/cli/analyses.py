@@ -20,6 +20,7 @@ from toto_lens.cli.app import (
     JsonOpt,
     OutOpt,
     SplitOpt,
+    TrustOpt,
     app,
     console,
     show,
@@ -63,6 +64,7 @@ def induction(
     dataset: DatasetOpt = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Score that marks a head.")] = 0.4,
     as_json: JsonOpt = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Induction (prefix matching), repeated-clip, previous-frame and previous-row heads per layer and head."""
     from toto_lens import studies
@@ -72,7 +74,8 @@ def induction(
     output_paths(out)
     with CliProgress(console, quiet=as_json) as bar:
         study = studies.induction(
-            ckpt, n=n, batch=batch, seed=seed, dataset=dataset, threshold=threshold, progress=bar
+            ckpt, n=n, batch=batch, seed=seed, dataset=dataset, threshold=threshold, progress=bar,
+            trust_code=trust_code,
         )
     show(study, Path(out), as_json)
 
@@ -91,6 +94,7 @@ def ngrams(
     data: DataOpt = "image-digits",
     split: SplitOpt = "val",
     as_json: JsonOpt = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """n-gram statistics of tokenizers (appendix A.9): rank-frequency curves, entropy, coverage, dead codes."""
     from toto_lens import studies
@@ -99,5 +103,7 @@ def ngrams(
 
     output_paths(out)
     with CliProgress(console, quiet=as_json) as bar:
-        study = studies.ngrams(tokenizer, n=n, frames=frames, data=data, split=split, progress=bar)
+        study = studies.ngrams(
+            tokenizer, n=n, frames=frames, data=data, split=split, progress=bar, trust_code=trust_code
+        )
     show(study, Path(out), as_json)

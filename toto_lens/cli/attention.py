@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import CacheOpt, DatasetOpt, JsonOpt, OutOpt, app, console, show
+from toto_lens.cli.app import CacheOpt, DatasetOpt, JsonOpt, OutOpt, TrustOpt, app, console, show
 
 
 @app.command()
@@ -36,6 +36,7 @@ def attention(
         typer.Option("--query", help="Query token as FRAME,ROW,COL; default: the last frame's centre."),
     ] = None,
     as_json: JsonOpt = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Attention of one query token drawn over the earlier frames, and per-head distances and masses."""
     from toto_lens import studies
@@ -45,6 +46,7 @@ def attention(
     output_paths(out)
     with CliProgress(console, quiet=as_json) as bar:
         study = studies.attention(
-            ckpt, cache=cache, dataset=dataset, clip=clip, layer=layer, head=head, query=query, progress=bar
+            ckpt, cache=cache, dataset=dataset, clip=clip, layer=layer, head=head, query=query, progress=bar,
+            trust_code=trust_code,
         )
     show(study, Path(out), as_json)

@@ -7,13 +7,20 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import CacheOpt, CkptOpt, DatasetOpt, JsonOpt, OutOpt, app, console, show
+from toto_lens.cli.app import CacheOpt, DatasetOpt, JsonOpt, OutOpt, app, console, show
 
 
 @app.command()
 def probe(
-    ckpt: CkptOpt,
     out: OutOpt,
+    ckpt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ckpt",
+            help="Checkpoint name or folder; repeat to draw several (e.g. the model and its untrained copy "
+            "from `toto-lens init --like`).",
+        ),
+    ] = None,
     dataset: DatasetOpt = None,
     cache: CacheOpt = None,
     task: Annotated[
@@ -39,10 +46,10 @@ def probe(
     from toto_lens.cli.progress import CliProgress
     from toto_lens.studies.base import output_paths
 
-    output_paths(out)  # a bad suffix fails before any fitting
+    output_paths(out)  # a bad suffix or an unwritable place fails before any fitting
     with CliProgress(console, quiet=as_json) as bar:
         study = studies.probing(
-            ckpt, cache=cache, dataset=dataset, tasks=task, probes=probe_kind, seeds=seeds, layers=layers,
+            (ckpt[0] if len(ckpt) == 1 else ckpt) if ckpt else None, cache=cache, dataset=dataset, tasks=task, probes=probe_kind, seeds=seeds, layers=layers,
             epochs=epochs, progress=bar,
         )  # fmt: skip
     show(study, Path(out), as_json)

@@ -42,11 +42,20 @@ if TYPE_CHECKING:
     from toto_lens.figures.redundancy import redundancy_figure
 
 
-def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+def write_figure(
+    fig: Any,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    source: str | None = None,
+    command: str | None = None,
+) -> Path:
     """Write a plotly figure, or a list of them, to `.html` (self-contained: plotly.js inlined) or `.json`.
 
     A list becomes one HTML page with the figures one under the other (plotly.js included once), or a
-    JSON array. Returns the path.
+    JSON array. The page has a `<title>` (`title`, else the first figure's title) and, above the
+    figures, a line saying what made it (`source`: data, checkpoint) and the command that writes it
+    again (`command`). Returns the path.
 
     The HTML embeds plotly.js (~4.7 MB) instead of loading it from a CDN, so it opens on machines without
     network access. The file is written to a temporary name in the same folder and renamed over the
@@ -63,18 +72,39 @@ def write_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
         raise FigureError("no figures to write")
     if suffix == ".json":
         text = figs[0].to_json() if len(figs) == 1 else "[" + ",".join(f.to_json() for f in figs) + "]"
-    elif len(figs) == 1:
-        text = figs[0].to_html(include_plotlyjs=True, full_html=True)
     else:
         divs = [f.to_html(include_plotlyjs=i == 0, full_html=False) for i, f in enumerate(figs)]
-        text = (
-            '<!doctype html>\n<html>\n<head><meta charset="utf-8" /></head>\n<body>\n'
-            + "\n".join(divs)
-            + "\n</body>\n</html>\n"
-        )
+        text = html_page(divs, title or figure_title(figs[0]) or target.stem, source, command)
     with atomic_file(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return target
+
+
+def figure_title(fig: Any) -> str:
+    """A figure's title as plain text (plotly titles may hold <br>, <sup> and other tags)."""
+    import re
+
+    text = fig.layout.title.text or ""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()
+
+
+def html_page(divs: list[str], title: str, source: str | None = None, command: str | None = None) -> str:
+    """A whole HTML page around plotly `<div>`s: its title, what made it, how to make it again."""
+    from html import escape
+
+    about = []
+    if source:
+        about.append(f"<div>Made from: {escape(source)}</div>")
+    if command:
+        about.append(f"<div>Regenerate: <code>{escape(command)}</code></div>")
+    header = (
+        '<header style="font: 13px/1.5 sans-serif; color: #333; margin: 8px 16px">'
+        f'<h1 style="font-size: 16px; margin: 0 0 4px">{escape(title)}</h1>{"".join(about)}</header>\n'
+    )
+    return (
+        f'<!doctype html>\n<html>\n<head><meta charset="utf-8" />\n<title>{escape(title)}</title></head>\n'
+        f"<body>\n{header}" + "\n".join(divs) + "\n</body>\n</html>\n"
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -18,12 +18,21 @@ from toto_lens.analysis.induction import SCORES, THRESHOLD
 from toto_lens.figures import FigureError
 
 _TITLES = {
-    "prefix_matching": "prefix matching (random tokens)",
-    "repeated_clip": "repeated clip",
-    "frame_induction": "frame induction (copy target)",
-    "previous_frame": "previous frame",
-    "previous_row": "previous row",
-    "induction_detector": "detector Σ A·M / Σ A",
+    "prefix_matching": "induction (random tokens)",
+    "repeated_clip": "induction (a clip played twice)",
+    "frame_induction": "looks where the next token was a frame ago",
+    "previous_frame": "looks at the same place a frame ago",
+    "previous_row": "looks at the row above",
+    "induction_detector": "induction detector",
+}
+# What each score measures, under its panel title: the plain words a reader of the appendix needs.
+_MEANING = {
+    "prefix_matching": "random tokens repeated: attention from a token to what followed it the first time",
+    "repeated_clip": "a clip played twice: attention to the token after the same token's first showing",
+    "frame_induction": "attention from the token before (f, r, c) to (f − 1, r, c)",
+    "previous_frame": "attention from (f, r, c) to (f − 1, r, c)",
+    "previous_row": "attention from (f, r, c) to (f, r − 1, c)",
+    "induction_detector": "share of attention on the token after an earlier copy of the current one",
 }
 
 
@@ -33,75 +42,132 @@ def _present(scores: xr.Dataset) -> list[str]:
     return [k for k in SCORES if k in scores and np.isfinite(scores[k].values).any()]
 
 
+def colour_top(values: np.ndarray, threshold: float) -> float:
+    """The top of the colour scale: the largest score (rounded up to 0.05), and at least the threshold,
+    so that the threshold always sits on the colour bar and weak heads are not washed out by a 0-1 scale."""
+    top = float(np.nanmax(values)) if np.isfinite(values).any() else threshold
+    return float(min(1.0, np.ceil(max(top, threshold * 1.05) * 20) / 20))
+
+
 def induction_heatmap_figure(
     scores: xr.Dataset, threshold: float = THRESHOLD, checkpoint: str | None = None, title: str | None = None
 ) -> go.Figure:
-    """One layer × head heatmap per score (colour 0 … 1), heads above `threshold` circled.
-
-    With a `checkpoint` dimension, shows `checkpoint` (default: the last one).
-    """
+    """Layer × head heatmaps, one column per score and one row per checkpoint (trained beside untrained),
+    each cell's value written in it and in the hover; heads above `threshold` outlined, and the threshold
+    marked on a colour bar fitted to the scores. `checkpoint` shows only that one of a stacked Dataset."""
     names = _present(scores)
     if "checkpoint" in scores.dims:
-        label = scores["checkpoint"].values[-1] if checkpoint is None else checkpoint
-        if label not in scores["checkpoint"].values:
-            raise FigureError(f"no checkpoint {label!r}; have {list(scores['checkpoint'].values)}")
-        scores = scores.sel(checkpoint=label).dropna("layer", how="all", subset=["prefix_matching"])
-        where = f" of {label}"
+        have = [str(v) for v in scores["checkpoint"].values]
+        labels = have if checkpoint is None else [checkpoint]
+        if checkpoint is not None and checkpoint not in have:
+            raise FigureError(f"no checkpoint {checkpoint!r}; have {have}")
+        panels = [
+            (label, scores.sel(checkpoint=label).dropna("layer", how="all", subset=["prefix_matching"]))
+            for label in labels
+        ]
     else:
-        where = f" of {scores.attrs['checkpoint']}" if "checkpoint" in scores.attrs else ""
+        panels = [(scores.attrs.get("checkpoint"), scores)]
+    top = colour_top(np.concatenate([p[k].values.ravel() for _, p in panels for k in names]), threshold)
+    n_rows, n_layers = len(panels), max(p.sizes["layer"] for _, p in panels)
+    n_heads = max(p.sizes["head"] for _, p in panels)
+    titles = []
+    for r in range(n_rows):
+        for k in names:
+            head = f"<b>{_TITLES[k]}</b><br><sup>{_MEANING[k]}</sup>" if r == 0 else ""
+            titles.append(head)
     fig = make_subplots(
-        rows=1,
+        rows=n_rows,
         cols=len(names),
-        subplot_titles=[_TITLES[k] for k in names],
-        shared_yaxes=True,
-        horizontal_spacing=0.04,
+        subplot_titles=titles,
+        horizontal_spacing=0.025,
+        vertical_spacing=0.12 if n_rows > 1 else 0.1,
     )
-    for i, name in enumerate(names, start=1):
-        z = scores[name].transpose("layer", "head")
-        layers, heads = z["layer"].values, z["head"].values
-        fig.add_trace(
-            go.Heatmap(
-                z=z.values,
-                x=heads,
-                y=layers,
-                zmin=0,
-                zmax=1,
-                colorscale="Viridis",
-                showscale=i == len(names),
-                colorbar={"title": {"text": "score"}},
-                hovertemplate=f"layer %{{y}} head %{{x}}<br>{name} %{{z:.3f}}<extra></extra>",
-            ),
-            row=1,
-            col=i,
+    for r, (label, one) in enumerate(panels, start=1):
+        for i, name in enumerate(names, start=1):
+            z = one[name].transpose("layer", "head")
+            layers, heads = z["layer"].values, z["head"].values
+            fig.add_trace(
+                go.Heatmap(
+                    z=z.values,
+                    x=heads,
+                    y=layers,
+                    coloraxis="coloraxis",
+                    text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")(z.values),
+                    texttemplate="%{text}",
+                    textfont={"size": 11},
+                    xgap=1,
+                    ygap=1,
+                    name=f"{_TITLES[name]} · {label}" if label else _TITLES[name],
+                    hovertemplate=(
+                        f"{label + '<br>' if label else ''}layer %{{y}} head %{{x}}<br>"
+                        f"{_TITLES[name]}: %{{z:.3f}}<extra></extra>"
+                    ),
+                ),
+                row=r,
+                col=i,
+            )
+            li, hi = np.nonzero(np.nan_to_num(z.values) > threshold)
+            fig.add_trace(
+                go.Scatter(
+                    x=heads[hi],
+                    y=layers[li],
+                    mode="markers",
+                    marker={"symbol": "square-open", "size": 30, "color": "#e4572e", "line": {"width": 3}},
+                    name=f"head above {threshold:g}",
+                    legendgroup="above",
+                    showlegend=bool(li.size)
+                    and not any(t.legendgroup == "above" and t.showlegend for t in fig.data),
+                    hoverinfo="skip",
+                ),
+                row=r,
+                col=i,
+            )
+            fig.update_xaxes(title_text="head" if r == n_rows else None, dtick=1, row=r, col=i)
+            fig.update_yaxes(dtick=1, autorange="reversed", showticklabels=i == 1, row=r, col=i)
+        step = one.attrs.get("step") if "step" not in one.coords else one["step"].values.item()
+        said = f"{label}" + (
+            f" (step {step:g})" if isinstance(step, int | float) and np.isfinite(step) else ""
         )
-        li, hi = np.nonzero(np.nan_to_num(z.values) > threshold)
-        fig.add_trace(
-            go.Scatter(
-                x=heads[hi],
-                y=layers[li],
-                mode="markers",
-                marker={"symbol": "circle-open", "size": 14, "color": "white", "line": {"width": 2}},
-                name=f"head > {threshold:g}",
-                legendgroup="above",
-                showlegend=i == 1 and li.size > 0,
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=i,
-        )
-        fig.update_xaxes(title_text="head", dtick=1, row=1, col=i)
-    fig.update_yaxes(title_text="layer", dtick=1, autorange="reversed", row=1, col=1)
-    losses = ""
-    if "first_copy_loss" in scores and "second_copy_loss" in scores:
-        first, second = float(scores["first_copy_loss"]), float(scores["second_copy_loss"])
-        losses = f" — repeated random tokens: loss {first:.2f} (1st copy) → {second:.2f} (2nd copy)"
+        fig.update_yaxes(title_text=f"<b>{said}</b><br>layer" if label else "layer", row=r, col=1)
+    ticks = sorted({0.0, threshold, top})
     fig.update_layout(
-        title=title if title is not None else f"Head scores{where}{losses}",
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": 0.0,
+            "cmax": top,
+            "colorbar": {
+                "title": {"text": "score"},
+                "tickvals": ticks,
+                "ticktext": [f"{v:g} threshold" if v == threshold else f"{v:g}" for v in ticks],
+                "len": 0.8,
+            },
+        },
+        title=title if title is not None else _heatmap_title(panels, threshold),
         template="plotly_white",
-        height=max(320, 60 + 28 * scores.sizes["layer"]),
-        legend={"orientation": "h", "y": -0.2},
+        height=170 + n_rows * (70 + 42 * n_layers),
+        width=max(900, 140 + len(names) * (60 + 46 * n_heads)),
+        legend={"orientation": "h", "y": -0.08 if n_rows > 1 else -0.2},
+        margin={"t": 140},
     )
     return fig
+
+
+def _heatmap_title(panels: list, threshold: float) -> str:
+    labels = [str(label) for label, _ in panels if label]
+    losses = []
+    for label, one in panels:
+        if "first_copy_loss" in one and "second_copy_loss" in one:
+            first, second = float(one["first_copy_loss"]), float(one["second_copy_loss"])
+            losses.append(f"{label + ': ' if len(panels) > 1 else ''}{first:.2f} → {second:.2f}")
+    of = f" of {' and '.join(labels)}" if labels else ""
+    said = (
+        f"Which heads copy from earlier tokens{of} (score per layer and head; outlined: above {threshold:g})"
+    )
+    if losses:
+        said += (
+            f"<br><sup>loss on repeated random tokens, 1st copy → 2nd copy (nats): {'; '.join(losses)}</sup>"
+        )
+    return said
 
 
 def induction_emergence_figure(

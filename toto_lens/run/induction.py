@@ -190,7 +190,9 @@ def _clip_scores(net: Any, clips_tokens: Any, layout: Layout | None, max_clips: 
     return scores, attrs
 
 
-def induction_across_checkpoints(models_or_names: Sequence[Any], **kwargs: Any) -> xr.Dataset:
+def induction_across_checkpoints(
+    models_or_names: Sequence[Any], *, trust_code: bool = False, **kwargs: Any
+) -> xr.Dataset:
     """`induction_scores` of each checkpoint (a name or path, a Checkpoint, or a Toto) stacked along `checkpoint`.
 
     Keyword arguments go to `induction_scores` (the same clips for every model). Sort the input by
@@ -200,6 +202,6 @@ def induction_across_checkpoints(models_or_names: Sequence[Any], **kwargs: Any) 
 
     results = []
     for item in models_or_names:
-        loaded = load_checkpoint(item) if isinstance(item, str) else item
+        loaded = load_checkpoint(item, trust_code=trust_code) if isinstance(item, str) else item
         results.append(induction_scores(loaded, **kwargs))
     return stack_checkpoints(results)

@@ -32,6 +32,7 @@ def attention(
     head: int = 0,
     query: str | Sequence[int] | None = None,
     progress: Progress | None = None,
+    trust_code: bool = False,
 ) -> Study:
     """One query's attention map over the earlier frames, and every head's distances and masses.
 
@@ -46,7 +47,7 @@ def attention(
 
     ds = open_study_cache(ckpt, cache, dataset)
     layout = layout_of(ds)
-    ck, notes = _checkpoint(ds, ckpt)
+    ck, notes = _checkpoint(ds, ckpt, trust_code)
     n_layers, n_heads = ck.config.n_layers, ck.config.n_heads
     layer = (n_layers + 1) // 2 if layer is None else int(layer)
     if not 1 <= layer <= n_layers or not 0 <= int(head) < n_heads:
@@ -68,7 +69,7 @@ def attention(
             frame_mass_summary(heads["frame_mass"].expand_dims(clip=[clip])),
             "live",
         )
-    pixels, note = _frames(ds, layout, tokens)
+    pixels, note = _frames(ds, layout, tokens, trust_code)
     notes += [note] if note else []
     report(progress, "attention", 2, 3, "steps")
     result = _combine(heads, frames_summary, weights, pixels)
@@ -110,7 +111,7 @@ def _combine(heads: Any, frames_summary: Any, weights: Any, pixels: np.ndarray) 
     return result.assign_coords({d: np.arange(result.sizes[d]) for d in ("frame", "kframe", "row", "col")})
 
 
-def _checkpoint(ds: Any, ckpt: Any) -> tuple[Any, list[str]]:
+def _checkpoint(ds: Any, ckpt: Any, trust_code: bool = False) -> tuple[Any, list[str]]:
     """The cache's checkpoint (its recorded path, else its name, else `ckpt`), and a note if it changed."""
     from toto_lens.checkpoints import load_checkpoint
     from toto_lens.errors import TotoLensError
@@ -122,7 +123,7 @@ def _checkpoint(ds: Any, ckpt: Any) -> tuple[Any, list[str]]:
         if not candidate:
             continue
         try:
-            ck = load_checkpoint(candidate)
+            ck = load_checkpoint(candidate, trust_code=trust_code)
         except TotoLensError as e:
             why = str(e)
             continue
@@ -169,13 +170,14 @@ def _pattern_row(ds: Any, ck: Any, tokens: np.ndarray, clip: int, layer: int, he
     return clip_patterns(ck, tokens, [layer]).sel(layer=layer, head=head, qpos=position).values, "live"
 
 
-def _frames(ds: Any, layout: Any, tokens: np.ndarray) -> tuple[np.ndarray, str]:
+def _frames(ds: Any, layout: Any, tokens: np.ndarray, trust_code: bool = False) -> tuple[np.ndarray, str]:
     """The clip's frames (frame, y, x) decoded by the cache's tokenizer; a blank grid if it cannot."""
     from toto_lens.errors import TotoLensError
     from toto_lens.store.reader import cache_tokenizer
 
     try:
-        return np.asarray(cache_tokenizer(ds).decode(layout.unpack(tokens)), dtype=np.float32), ""
+        tok = cache_tokenizer(ds, trust_code=trust_code)
+        return np.asarray(tok.decode(layout.unpack(tokens)), dtype=np.float32), ""
     except (TotoLensError, NotImplementedError) as e:
         blank = np.full((layout.frames, layout.rows, layout.cols), 0.5, dtype=np.float32)
         return blank, f"note: frames not decoded ({e}); the map is drawn on a blank grid"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ from toto_lens.errors import TotoLensError
 
 DATA_SUFFIXES = (".nc", ".zarr")
 FIGURE_SUFFIXES = (".html", ".json")
+# Options the command line reads as several numbers after one flag (`cli.app.MULTI_NUMBER_OPTIONS`).
+NUMBER_LISTS = ("--n", "--seeds")
 
 
 class StudyError(TotoLensError, ValueError):
@@ -79,31 +83,74 @@ class Study:
         """Write the result and the figures beside each other, each atomically; returns their paths.
 
         `x.nc` / `x.zarr` puts the numbers there and the figures in `x.html`; `x.html` (or `.json`) puts
-        the figures there and the numbers in `x.nc`.
+        the figures there and the numbers in `x.nc`. The HTML page names the data and checkpoint it
+        came from and the command that writes it again (also in the result's `command` attribute).
+
+        When the place cannot be written (a full disk, a folder made read-only while the study ran), the
+        result is not lost: it is written to a new temporary folder and the `StudyError` says where.
         """
+        from toto_lens.io import OutputError
+
+        data, figure = output_paths(path, check=False)
+        if self.result.attrs.get("command"):
+            base_command = str(self.result.attrs["command"]).split(" --out ")[0]
+            self.result.attrs["command"] = f"{base_command} --out {shlex.quote(str(path))}"
+        try:
+            output_paths(path)  # the place may have changed since the study started
+            return self._write(data, figure)
+        except (OSError, OutputError) as e:
+            if isinstance(e, OutputError):
+                said = str(e).split("; choose")[0]
+            else:
+                said = f"cannot write {path} ({e.strerror or type(e).__name__})"
+            kept = self._keep(data.name, figure.name)
+            raise StudyError(f"{said}; the result is kept in {kept}") from None
+
+    def _write(self, data: Path, figure: Path) -> dict[str, Path]:
         from toto_lens.figures import write_figure
 
-        data, figure = output_paths(path)
         written = {"data": write_result(self.result, data)}
-        written["figure"] = write_figure(self.figures if len(self.figures) > 1 else self.figure, figure)
+        figures = self.figures if len(self.figures) > 1 else self.figure
+        written["figure"] = write_figure(
+            figures, figure, source=describe(self.result.attrs), command=self.result.attrs.get("command")
+        )
         return written
+
+    def _keep(self, data: str, figure: str) -> str:
+        """Write the result into a new temporary folder (or one in the home folder); say what was kept."""
+        for parent in (None, Path.home()):
+            try:
+                folder = Path(tempfile.mkdtemp(prefix=f"toto-lens-{self.name}-", dir=parent))
+                written = self._write(folder / data, folder / figure)
+            except OSError:
+                continue
+            return " and ".join(str(p) for p in written.values())
+        return "nowhere: no temporary folder could be written either"
 
     def _repr_html_(self) -> str:
         return self.summary._repr_html_()
 
 
-def output_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(numbers, figures) for `--out PATH`, refusing a suffix that is neither before any work starts."""
+def output_paths(path: str | os.PathLike, check: bool = True) -> tuple[Path, Path]:
+    """(numbers, figures) for `--out PATH`, refusing a suffix that is neither, or (`check`) a place that
+    cannot be written, before any work starts (`toto_lens.io.check_writable` makes missing folders)."""
+    from toto_lens.io import check_writable
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in DATA_SUFFIXES:
-        return path, path.with_suffix(".html")
-    if suffix in FIGURE_SUFFIXES:
-        return path.with_suffix(".nc"), path
-    raise StudyError(
-        f"--out {path.name!r}: use .nc or .zarr (the numbers, with the figure beside as .html) or .html "
-        "(the figure, with the numbers beside as .nc)"
-    )
+        paths = path, path.with_suffix(".html")
+    elif suffix in FIGURE_SUFFIXES:
+        paths = path.with_suffix(".nc"), path
+    else:
+        raise StudyError(
+            f"--out {path.name!r}: use .nc or .zarr (the numbers, with the figure beside as .html) or .html "
+            "(the figure, with the numbers beside as .nc)"
+        )
+    if check:
+        for p in paths:
+            check_writable(p, what="--out")
+    return paths
 
 
 def write_result(result: Any, path: Path) -> Path:
@@ -124,12 +171,19 @@ def write_result(result: Any, path: Path) -> Path:
     if path.suffix == ".zarr":
         # Variable-length strings: zarr v3 has no stable spec for fixed-width unicode and warns about it.
         strings = {k: out[k].astype(object) for k in out.coords if out[k].dtype.kind == "U"}
-        tmp = path.with_name(f".{path.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        out.assign_coords(strings).to_zarr(tmp, mode="w", consolidated=False)
-        if path.is_dir():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            out.assign_coords(strings).to_zarr(tmp, mode="w", consolidated=False)
+            if path.exists():  # rename(2) cannot replace a folder: move the old one aside first
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+                os.rename(path, old / path.name)
+                os.rename(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return path
     engine = next((e for e in ("h5netcdf", "netcdf4", "scipy") if e in xr.backends.list_engines()), None)
     narrow = out.assign_coords({k: out[k].astype("int32") for k in out.coords if out[k].dtype == "int64"})
@@ -195,6 +249,69 @@ def provenance(study: str, ds: Any = None, **options: Any) -> dict[str, Any]:
         if source:
             attrs["cache"] = str(source)
     return attrs
+
+
+def describe(attrs: dict[str, Any]) -> str:
+    """One line for a page: what the numbers were computed from (checkpoints, data, cache) and by what."""
+    from toto_lens.io import json_attr
+
+    what = [f"{attrs.get('study', 'study')}"]
+    ckpts = json_attr(attrs, "checkpoints") or ([attrs["checkpoint"]] if attrs.get("checkpoint") else [])
+    if ckpts:
+        sha = attrs.get("checkpoint_sha256")
+        what.append(f"of checkpoint {', '.join(map(str, ckpts))}" + (f" (sha256 {sha[:12]})" if sha else ""))
+    tokenizers = json_attr(attrs, "tokenizers")
+    if tokenizers:
+        what.append(f"of tokenizers {', '.join(map(str, tokenizers))}")
+    options = json_attr(attrs, "options") or {}
+    data = attrs.get("dataset") or options.get("data")
+    if data:
+        what.append(f"on {data}" + (f" ({options['split']})" if options.get("split") else ""))
+    if attrs.get("cache"):
+        what.append(f"from the cache {attrs['cache']}")
+    if attrs.get("clips"):
+        what.append(f"({attrs['clips']} clips)")
+    what.append(f"by toto-lens {attrs.get('toto_lens_version', '')}".rstrip())
+    return " ".join(what)
+
+
+def command_line(command: str, *parts: Any) -> str:
+    """The `toto-lens` command that computes a study again: `command_line("probe", "--ckpt", "demo")`.
+
+    Parts that are None are left out with the flag before them; lists give a flag once per item
+    (`--ckpt a --ckpt b`), except the number lists the CLI reads after one flag (`--n 1 2 3`).
+    """
+    words = ["toto-lens", *command.split()]
+    items = list(parts)
+    for flag, value in zip(items[::2], items[1::2], strict=True):
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list | tuple):
+            if flag in NUMBER_LISTS:
+                words += [flag, *map(str, value)]
+            else:
+                for v in value:
+                    words += [flag, str(v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def cache_args(ckpt: Any, cache: Any, ds: Any, dataset: str | None = None) -> list[Any]:
+    """The `--ckpt`/`--cache`/`--dataset` parts of a study's command: the store it read, named as given."""
+    import xarray as xr
+
+    if cache is not None:
+        where = ds.encoding.get("source") if isinstance(cache, xr.Dataset) else cache
+        return [
+            "--ckpt",
+            None if ckpt is None else str(ckpt),
+            "--cache",
+            None if where is None else str(where),
+        ]
+    return ["--ckpt", None if ckpt is None else str(ckpt), "--dataset", dataset]
 
 
 def names(value: str | Sequence[str]) -> list[str]:

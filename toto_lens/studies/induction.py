@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from toto_lens.progress import Progress, report
-from toto_lens.studies.base import Study, Summary, fmt, provenance
+from toto_lens.studies.base import Study, Summary, command_line, fmt, provenance
 
 
 def video_clips(ckpt_name: str, dataset: str | None = None) -> tuple[Any, Any, str]:
@@ -49,16 +49,18 @@ def induction(
     dataset: str | None = None,
     threshold: float = 0.4,
     progress: Progress | None = None,
+    trust_code: bool = False,
 ) -> Study:
     """Head scores per (layer, head) of each checkpoint; several checkpoints (of one run, in training
-    order) are stacked along `checkpoint` and drawn as emergence curves. Options as `toto-lens induction`."""
+    order) are stacked along `checkpoint` and drawn as emergence curves. Options as `toto-lens induction`;
+    trust_code: load checkpoints whose tokenizer names code to import (`--trust-code`)."""
     from toto_lens.analysis.induction import stack_checkpoints
     from toto_lens.checkpoints import load_checkpoint
     from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
     from toto_lens.run.induction import induction_scores
 
     items = [ckpts] if isinstance(ckpts, str | os.PathLike) else list(ckpts)
-    loaded = [load_checkpoint(item) for item in items]
+    loaded = [load_checkpoint(item, trust_code=trust_code) for item in items]
     clips, layout, reasons, notes = None, None, [], []
     for one in loaded:
         clips, layout, why = video_clips(one.name, dataset)
@@ -80,6 +82,10 @@ def induction(
     scores = stack_checkpoints(results) if len(results) > 1 else results[0]
     scores.attrs.update(provenance("induction", None, n=n, batch=batch, seed=seed, dataset=dataset))
     scores.attrs["checkpoints"] = [one.name for one in loaded]
+    scores.attrs["command"] = command_line(
+        "induction", "--ckpt", [str(c) for c in items], "--n", n, "--batch", batch, "--seed", seed,
+        "--dataset", dataset, "--threshold", threshold,
+    )  # fmt: skip
     figures = [induction_heatmap_figure(scores, threshold=threshold)]
     if len(results) > 1:
         figures.append(induction_emergence_figure(scores, threshold=threshold))

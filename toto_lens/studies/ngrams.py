@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from toto_lens.progress import Progress, report
-from toto_lens.studies.base import Study, StudyError, Summary, provenance
+from toto_lens.progress import Progress, report, say
+from toto_lens.studies.base import Study, StudyError, Summary, command_line, provenance
 
 
 def ngrams(
@@ -18,6 +18,7 @@ def ngrams(
     data: str = "image-digits",
     split: str = "val",
     progress: Progress | None = None,
+    trust_code: bool = False,
 ) -> Study:
     """Tokenize `frames` frames of a source with each tokenizer and count raster-order n-grams inside
     each frame: rank-frequency curves, distinct n-grams against V^n, entropy and dead codes."""
@@ -32,16 +33,25 @@ def ngrams(
     if frames < 16:
         raise StudyError(f"--frames must be at least 16, got {frames}")
     items = [tokenizers] if isinstance(tokenizers, str | os.PathLike) else list(tokenizers)
-    toks = [load_tokenizer(t) for t in items]  # every name checked before any frame is drawn
+    if not items:
+        raise StudyError("name at least one tokenizer (--tokenizer)")
+    # A bad source or split fails before any tokenizer is fitted (a named one is fitted on first use).
     source = open_source(data, split=split, n_clips=-(-frames // 16))
+    toks = [load_tokenizer(t, trust_code=trust_code) for t in items]  # every name checked before any frame is drawn
     images = stack_frames(source)[:frames]
     stats = []
     for i, (tok, name) in enumerate(zip(toks, items, strict=True)):
-        stats.append(ngram_stats(tok.encode(images), tok.vocab_size, ns=ns, name=tok.name or str(name)))
+        label = tok.name or str(name)
+        say(progress, "ngrams", f"{label}: tokenizing {len(images):,} frames, then counting n = {ns}")
+        stats.append(ngram_stats(tok.encode(images), tok.vocab_size, ns=ns, name=label, progress=progress))
         report(progress, "ngrams", i + 1, len(toks), "tokenizers")
     combined = compare_ngram_stats(stats) if len(stats) > 1 else stats[0]
     combined.attrs.update(provenance("ngrams", None, n=ns, frames=len(images), data=source.name, split=split))
     combined.attrs["tokenizers"] = [s.attrs["name"] for s in stats]
+    combined.attrs["command"] = command_line(
+        "ngrams", "--tokenizer", [str(t) for t in items], "--n", ns, "--frames", frames, "--data", data,
+        "--split", split,
+    )  # fmt: skip
     figures = [ngram_rank_figure(combined, n=k) for k in ns] + [ngram_summary_figure(combined)]
     return Study("ngrams", combined, figures, ngram_summary(stats, ns, len(images), source.name, split))
 

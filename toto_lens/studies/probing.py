@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from toto_lens.progress import Progress
-from toto_lens.studies.base import Study, StudyError, Summary, names, open_study_cache, provenance
+from toto_lens.studies.base import (
+    Study,
+    StudyError,
+    Summary,
+    cache_args,
+    command_line,
+    names,
+    open_study_cache,
+    provenance,
+)
 
 
 def seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -19,7 +28,7 @@ def seed_list(seeds: int | Sequence[int]) -> list[int]:
 
 
 def probing(
-    ckpt: str | os.PathLike | None = None,
+    ckpt: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     *,
     cache: Any = None,
     dataset: str | None = None,
@@ -33,61 +42,103 @@ def probing(
     """Probe every layer of a checkpoint's cache (or `cache`: a store path or an opened Dataset).
 
     One curve per task and probe over layer and depth, mean ± std over seeds, scored on held-out clips;
-    the summary gives each curve's best layer. Options as `toto-lens probe`.
+    the summary gives each curve's best layer. Several checkpoints (e.g. the trained model and its
+    untrained copy, `toto-lens init --like`) are probed alike on their caches of the same dataset and
+    stacked along `checkpoint`; the figure draws them side by side. Options as `toto-lens probe`.
     """
+    import xarray as xr
+
     from toto_lens.analysis.attention_probes import AttentionConfig
     from toto_lens.analysis.probing import probe_layers
     from toto_lens.figures.probing import probing_figure
     from toto_lens.run.layers import parse_layers
 
-    ds = open_study_cache(ckpt, cache, dataset)
-    layer_list = None
-    if not (isinstance(layers, str) and layers.strip() == "all"):
-        layer_list = parse_layers(layers, int(ds.attrs["model_config"]["n_layers"]))
+    many = isinstance(ckpt, list | tuple)
+    ckpts = list(ckpt) if many else [ckpt]
+    if many and (not ckpts or cache is not None):
+        raise StudyError("probe several checkpoints by name (each reads its own cache), not with a cache")
     task_list, probe_list, seed_values = names(tasks), names(probes), seed_list(seeds)
-    result = probe_layers(
-        ds, tasks=task_list, probes=probe_list, seeds=seed_values, layers=layer_list,
-        attention=AttentionConfig(epochs=epochs), progress=progress,
+    caches = [open_study_cache(one, cache, dataset) for one in ckpts]  # every store found before fitting
+    results = []
+    for ds in caches:
+        layer_list = None
+        if not (isinstance(layers, str) and layers.strip() == "all"):
+            layer_list = parse_layers(layers, int(ds.attrs["model_config"]["n_layers"]))
+        result = probe_layers(
+            ds, tasks=task_list, probes=probe_list, seeds=seed_values, layers=layer_list,
+            attention=AttentionConfig(epochs=epochs), progress=progress,
+        )  # fmt: skip
+        opts = {"tasks": task_list, "probes": probe_list, "seeds": seed_values, "layers": layers}
+        result.attrs.update(provenance("probing", ds, **opts, epochs=epochs))
+        results.append(result)
+    if many:
+        labels = [r.attrs["checkpoint"] or str(c) for r, c in zip(results, ckpts, strict=True)]
+        if len(set(labels)) != len(labels):
+            raise StudyError(f"checkpoints {labels}: name each one once")
+        result = xr.concat(
+            results, dim=xr.Variable("checkpoint", labels), join="outer", coords="different",
+            compat="equals", combine_attrs="drop_conflicts",
+        )  # fmt: skip
+        result.attrs["checkpoints"] = labels
+        result.attrs["checkpoint_sha256s"] = [r.attrs.get("checkpoint_sha256", "") for r in results]
+    else:
+        result = results[0]
+    result.attrs["command"] = command_line(
+        "probe", *cache_args(None, cache, caches[0], dataset), "--ckpt", [str(c) for c in ckpts if c],
+        "--task", ",".join(task_list), "--probe", ",".join(probe_list), "--seeds", seed_values,
+        "--layers", layers if isinstance(layers, str) else ",".join(map(str, layers)),
+        "--epochs", epochs if "attention" in " ".join(probe_list) else None,
     )  # fmt: skip
-    opts = {
-        "tasks": task_list,
-        "probes": probe_list,
-        "seeds": seed_values,
-        "layers": layers,
-        "epochs": epochs,
-    }
-    result.attrs.update(provenance("probing", ds, **opts))
     return Study("probing", result, [probing_figure(result)], probing_summary(result))
 
 
 def probing_summary(result: Any) -> Summary:
-    """The best layer of each (task, probe) curve, its depth, seed-mean ± std val score and chance."""
+    """The best layer of each (checkpoint, task, probe) curve, its depth, seed-mean ± std val score,
+    chance, and the clips it was trained and scored on."""
     from toto_lens.analysis.probing import best_layer, summarise
 
-    summary = summarise(result)
+    stacked = "checkpoint" in result.dims
+    labels = [str(c) for c in result["checkpoint"].values] if stacked else [None]
     rows = []
-    for t in result["task"].values:
-        for p in result["probe"].values:
-            if not summary["val_mean"].sel(task=t, probe=p).notnull().any():
-                continue  # a probe that does not apply to this task
-            layer = best_layer(result, str(t), str(p))
-            pick = summary.sel(task=t, probe=p, layer=layer)
-            rows.append(
-                {
-                    "task": str(t), "probe": str(p), "metric": str(result["metric"].sel(task=t).values),
-                    "best_layer": layer, "depth": float(result["depth"].sel(layer=layer)),
-                    "val_mean": float(pick["val_mean"]), "val_std": float(pick["val_std"]),
-                    "chance": float(result["chance"].sel(task=t)),
-                }
-            )  # fmt: skip
+    for label in labels:
+        one = result.sel(checkpoint=label) if stacked else result
+        if "depth" in one.coords and "checkpoint" in one["depth"].dims:
+            one = one.assign_coords(depth=one["depth"])
+        summary = summarise(one)
+        for t in one["task"].values:
+            for p in one["probe"].values:
+                if not summary["val_mean"].sel(task=t, probe=p).notnull().any():
+                    continue  # a probe that does not apply to this task (or a layer this model lacks)
+                layer = best_layer(one, str(t), str(p))
+                pick = summary.sel(task=t, probe=p, layer=layer)
+                counts = {k: int(one[k].sel(task=t, probe=p).values.flat[0]) for k in ("n_train", "n_val")}
+                rows.append(
+                    {
+                        **({"checkpoint": label} if stacked else {}),
+                        "task": str(t), "probe": str(p), "metric": str(one["metric"].sel(task=t).values),
+                        "best_layer": layer, "depth": float(one["depth"].sel(layer=layer)),
+                        "val_mean": float(pick["val_mean"]), "val_std": float(pick["val_std"]),
+                        "chance": float(one["chance"].sel(task=t)), **counts,
+                    }
+                )  # fmt: skip
     table = [
-        [r["task"], r["probe"], str(r["best_layer"]), f"{r['depth']:.2f}",
-         f"{r['val_mean']:.3f} ± {r['val_std']:.3f} {r['metric']}", f"{r['chance']:.3f}"]
+        [*([r["checkpoint"]] if stacked else []), r["task"], r["probe"], str(r["best_layer"]),
+         f"{r['depth']:.2f}", f"{r['val_mean']:.3f} ± {r['val_std']:.3f} {r['metric']}", f"{r['chance']:.3f}",
+         f"{r['n_train']}/{r['n_val']}"]
         for r in rows
     ]  # fmt: skip
     return Summary(
         title=f"best layer per task and probe ({len(result['seed'])} seeds)",
-        columns=["task", "probe", "best layer", "depth", "val (mean ± std)", "chance"],
+        columns=[
+            *(["checkpoint"] if stacked else []),
+            "task",
+            "probe",
+            "best layer",
+            "depth",
+            "val (mean ± std)",
+            "chance",
+            "clips train/val",
+        ],  # fmt: skip
         rows=table,
         data={"rows": rows},
     )

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from toto_lens.progress import Progress
-from toto_lens.studies.base import Study, Summary, fmt, open_study_cache, provenance
+from toto_lens.studies.base import Study, Summary, cache_args, command_line, fmt, open_study_cache, provenance
 
 
 def redundancy(
@@ -32,6 +32,14 @@ def redundancy(
     result = loss_redundancy(ds, kind=kind, fit=fit)
     report(progress, "redundancy", 1, 1, "caches")
     result.attrs.update(provenance("redundancy", ds, kind=kind, fit=fit))
+    result.attrs["command"] = command_line(
+        "redundancy",
+        *cache_args(ckpt, cache, ds, dataset),
+        "--kind",
+        kind,
+        "--fit",
+        None if fit == "half" else fit,
+    )
     return Study("redundancy", result, [redundancy_figure(result)], redundancy_summary(result))
 
 
