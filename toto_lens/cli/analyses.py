@@ -76,7 +76,7 @@ def induction(
         study = studies.induction(
             ckpt, n=n, batch=batch, seed=seed, dataset=dataset, threshold=threshold, progress=bar,
             trust_code=trust_code,
-        )
+        )  # fmt: skip
     show(study, Path(out), as_json)
 
 

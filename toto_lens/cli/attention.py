@@ -48,5 +48,5 @@ def attention(
         study = studies.attention(
             ckpt, cache=cache, dataset=dataset, clip=clip, layer=layer, head=head, query=query, progress=bar,
             trust_code=trust_code,
-        )
+        )  # fmt: skip
     show(study, Path(out), as_json)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import CkptOpt, app, console
+from toto_lens.cli.app import CkptOpt, TrustOpt, app, console
 
 
 def _id_option(what: str, llama_field: str | None, default: int) -> typer.models.OptionInfo:
@@ -21,6 +21,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (config.json + model.safetensors).")],
     fmt: Annotated[str, typer.Option("--format", help="Output layout; `hf` (Hugging Face Llama).")] = "hf",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Write a checkpoint as a Hugging Face LlamaForCausalLM folder (μP folded into the weights).
 
@@ -28,7 +29,7 @@ def export(
     """
     from toto_lens.convert import export_checkpoint
 
-    path = export_checkpoint(ckpt, out, fmt=fmt, overwrite=overwrite)
+    path = export_checkpoint(ckpt, out, fmt=fmt, overwrite=overwrite, trust_code=trust_code)
     console.print(f"wrote {path} (Hugging Face LlamaForCausalLM: config.json, model.safetensors)")
 
 
@@ -51,6 +52,7 @@ def import_(
         typer.Option(help="Token id of visual code 0 (default: right after the special ids)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint.")] = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Save a Hugging Face LlamaForCausalLM folder (one model.safetensors or shards) as a checkpoint."""
     from toto_lens.convert import import_hf
@@ -64,5 +66,6 @@ def import_(
         specials=specials,
         first_code_id=code_offset,
         overwrite=overwrite,
+        trust_code=trust_code,
     )
     console.print(f"wrote {path} (imported from {hf})")

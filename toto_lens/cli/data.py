@@ -26,9 +26,15 @@ def preview(
     seed: SeedOpt = 0,
 ) -> None:
     """Draw clips with their object masks and labels."""
-    from toto_lens.data import open_source
-    from toto_lens.figures.clips import write_preview
+    from toto_lens.data import check_source, open_source
+    from toto_lens.errors import ConfigError
+    from toto_lens.figures.clips import PREVIEW_SUFFIXES, write_preview
+    from toto_lens.io import check_writable
 
+    if out.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise ConfigError(f"--out {out}: a preview is written as .png, .gif or .html")
+    check_source(data)
+    check_writable(out, "--out")  # before any clip is rendered
     source = open_source(data, split=split, n_clips=n, seed=seed)
     clips = [source[i] for i in range(min(n, len(source)))]
     console.print(f"wrote {write_preview(clips, out)} ({len(clips)} clips of {source.name}, {source.split})")
@@ -44,8 +50,14 @@ def materialise_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
 ) -> None:
     """Generate clips once and store them, so that later runs read instead of render."""
-    from toto_lens.data import materialise, open_source
+    from toto_lens.data import check_source, materialise, open_source
+    from toto_lens.errors import ConfigError
+    from toto_lens.io import check_writable
 
+    check_source(data)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    check_writable(out, "--out")  # before any clip is rendered
     source = open_source(data, split=split, n_clips=clips, seed=seed)
     path = materialise(source, out, overwrite=overwrite)
     console.print(f"wrote {path} ({len(source)} clips of {source.name}, {source.split}, seed {seed})")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import JsonOpt, app, console
+from toto_lens.cli.app import JsonOpt, TrustOpt, app, console
 
 tokenizer_app = typer.Typer(help="Fit and inspect visual tokenizers.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -30,11 +30,18 @@ def fit(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
     as_json: JsonOpt = False,
+    trust_code: TrustOpt = False,
 ) -> None:
-    """Fit a tokenizer on the bundled train frames; print its reconstruction error and codebook usage."""
+    """Fit a tokenizer on the bundled train frames; print its reconstruction error and codebook usage.
+
+    Every option is checked before the fit starts; the fit shows its progress (k-means seeding, code by
+    code, then Lloyd's iterations)."""
+    from toto_lens.cli.progress import CliProgress
     from toto_lens.tokenizers.named import fit_and_save
 
-    report = fit_and_save(kind, vocab, out, patch=patch, seed=seed, start=start, overwrite=overwrite)
+    with CliProgress(console, quiet=as_json) as bar:
+        report = fit_and_save(kind, vocab, out, patch=patch, seed=seed, start=start, overwrite=overwrite,
+                              trust_code=trust_code, progress=bar)  # fmt: skip
     if as_json:
         print(json.dumps(report))
         return

@@ -184,15 +184,32 @@ def read_llama_folder(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[s
 
 
 def export_checkpoint(
-    ckpt: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "hf", overwrite: bool = False
+    ckpt: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    fmt: str = "hf",
+    overwrite: bool = False,
+    trust_code: bool = False,
 ) -> Path:
     """Write checkpoint `ckpt` in another layout at `out`; fmt "hf" (the only one so far): `export_hf`."""
     if fmt != "hf":
         raise ConvertError(f"export format {fmt!r} is not supported; export writes 'hf' (Hugging Face Llama)")
-    return export_hf(ckpt, out, overwrite=overwrite)
+    return export_hf(ckpt, out, overwrite=overwrite, trust_code=trust_code)
 
 
-def export_hf(ckpt: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def _check_target(out: str | os.PathLike, overwrite: bool, what: str) -> None:
+    """An existing target without overwrite, or an unwritable one, refused before any weight is read."""
+    from toto_lens.io import check_writable
+
+    target = Path(out).expanduser()
+    if target.exists() and not overwrite:
+        raise ConvertError(f"{target} already exists; pass --overwrite to replace it")
+    check_writable(target, what)
+
+
+def export_hf(
+    ckpt: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False, trust_code: bool = False
+) -> Path:
     """Write checkpoint `ckpt` as a Hugging Face Llama folder (config.json + model.safetensors) at `out`,
     atomically; `transformers.LlamaForCausalLM.from_pretrained(out)` computes the same logits."""
     import torch
@@ -200,7 +217,8 @@ def export_hf(ckpt: str | os.PathLike, out: str | os.PathLike, *, overwrite: boo
 
     from toto_lens.checkpoints import load_checkpoint
 
-    source = load_checkpoint(ckpt)
+    _check_target(out, overwrite, "--out")
+    source = load_checkpoint(ckpt, trust_code=trust_code)
     weights = cast(to_llama_state(source.model.state_dict(), source.config, "hf"), torch.float32)
     imported = source.training.get("imported") or {}
     extra = {"checkpoint": source.name, "sha256": source.sha256, "layout": imported.get("layout")}
@@ -220,6 +238,7 @@ def import_hf(
     specials: dict[str, int | None] | None = None,
     first_code_id: int | None = None,
     overwrite: bool = False,
+    trust_code: bool = False,
 ) -> Path:
     """Save a Hugging Face Llama folder as a Toto checkpoint `name` (registry name or folder path).
 
@@ -229,16 +248,28 @@ def import_hf(
     """
     import torch
 
-    from toto_lens.checkpoints import save_checkpoint
+    from toto_lens.checkpoints import CONFIG as CKPT_CONFIG
+    from toto_lens.checkpoints import checkpoint_path, save_checkpoint
     from toto_lens.model import Toto
+    from toto_lens.paths import is_bare_name
 
+    target = checkpoint_path(name)
+    if (target / CKPT_CONFIG).exists() and not overwrite:
+        raise ConvertError(f"checkpoint {target} already exists; pass --overwrite to replace it")
+    _check_target(
+        target, True, "--name (a folder path) or TOTO_LENS_CACHE" if is_bare_name(str(name)) else "--name"
+    )
+    if tokenizer is not None:
+        from toto_lens.tokenizers.named import check_tokenizer
+
+        check_tokenizer(tokenizer, trust_code=trust_code)
     root = Path(folder).expanduser()
     hf, state = read_llama_folder(root)
     config = config_from_llama(hf, name=Path(name).name, specials=specials, first_code_id=first_code_id)
     ours = to_toto_state(state, config)
     check_state(ours, config, "hf")
     grid = parse_layout(layout if layout is not None else (hf.get("toto_lens") or {}).get("layout"), config)
-    tok_spec, tok_state = _tokenizer(tokenizer, config, grid)
+    tok_spec, tok_state = _tokenizer(tokenizer, config, grid, trust_code)
     record = {"source": str(root.resolve()), "format": "hf", "layout": grid, "tokenizer": tokenizer}
     with torch.device("meta"):  # only its config is read: the weights saved are `ours`, as stored
         model = Toto(config)
@@ -274,12 +305,12 @@ def parse_layout(layout: str | tuple | dict | None, config: ModelConfig) -> dict
     return {"frames": frames, "rows": rows, "cols": cols}
 
 
-def _tokenizer(spec: str | None, config: ModelConfig, grid: dict[str, int] | None):
+def _tokenizer(spec: str | None, config: ModelConfig, grid: dict[str, int] | None, trust_code: bool = False):
     if spec is None:
         return None, None
     from toto_lens.tokenizers import load_tokenizer
 
-    tok = load_tokenizer(spec)
+    tok = load_tokenizer(spec, trust_code=trust_code)
     if tok.vocab_size > config.num_codes:
         raise ConvertError(
             f"tokenizer {spec!r} has {tok.vocab_size} codes but the model has {config.num_codes} "

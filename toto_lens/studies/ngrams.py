@@ -37,7 +37,8 @@ def ngrams(
         raise StudyError("name at least one tokenizer (--tokenizer)")
     # A bad source or split fails before any tokenizer is fitted (a named one is fitted on first use).
     source = open_source(data, split=split, n_clips=-(-frames // 16))
-    toks = [load_tokenizer(t, trust_code=trust_code) for t in items]  # every name checked before any frame is drawn
+    # every name checked before any frame is drawn
+    toks = [load_tokenizer(t, trust_code=trust_code) for t in items]
     images = stack_frames(source)[:frames]
     stats = []
     for i, (tok, name) in enumerate(zip(toks, items, strict=True)):
