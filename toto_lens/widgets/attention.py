@@ -24,7 +24,8 @@ class AttentionExplorer(Explorer):
     current pattern came from ("store" or "live")."""
 
     def __init__(self, cache: Any, clip: int | None = None, layer: int | None = None, head: int = 0,
-                 query: tuple[int, int, int] | None = None, columns: int = 8) -> None:  # fmt: skip
+                 query: tuple[int, int, int] | None = None, columns: int = 8,
+                 trust_code: bool = False) -> None:  # fmt: skip
         import ipywidgets as W
         import plotly.graph_objects as go
 
@@ -35,8 +36,8 @@ class AttentionExplorer(Explorer):
         super().__init__()
         self.ds = open_explorer_cache(cache)
         self.layout = lo = layout_of(self.ds)
-        self.model = load_checkpoint(cache_checkpoint_path(self.ds)).model
-        self.tokenizer = cache_tokenizer(self.ds)
+        self.model = load_checkpoint(cache_checkpoint_path(self.ds), trust_code=trust_code).model
+        self.tokenizer = cache_tokenizer(self.ds, trust_code=trust_code)
         cfg = self.model.config
         clips = [int(c) for c in self.ds["clip"].values]
         if not clips:

@@ -28,7 +28,7 @@ class HeadExplorer(Explorer):
     (score per layer × head, clickable), `pattern` (queries of `qframe` × keys) and `frames` (frame-to-
     frame mass); `source` says where the pattern shown came from ("store" or "model"); `info` (text)."""
 
-    def __init__(self, scores: Any, ds: Any = None, *, clip: int = 0):
+    def __init__(self, scores: Any, ds: Any = None, *, clip: int = 0, trust_code: bool = False):
         import ipywidgets as w
 
         from toto_lens.analysis.induction import SCORES
@@ -62,6 +62,7 @@ class HeadExplorer(Explorer):
         self._mass: dict[tuple[int, int, int], np.ndarray] = {}
         self._token_chunk: tuple[int, np.ndarray | None] = (-1, None)
         self._model = None
+        self._trust_code = trust_code  # load a checkpoint whose tokenizer names code (`--trust-code`)
         self._model_ref, self._store_ok = self._where_patterns_come_from()
         self.grid = figure_widget(width=460, height=max(320, 90 + 36 * len(self.layers)))
         self.grid.add_heatmap(x=heads, y=self.layers, zmin=0, zmax=1, colorscale="Viridis",
@@ -181,7 +182,7 @@ class HeadExplorer(Explorer):
         if self._model is None:
             from toto_lens.checkpoints import load_checkpoint
 
-            self._model = load_checkpoint(self._model_ref).model
+            self._model = load_checkpoint(self._model_ref, trust_code=self._trust_code).model
         return self._model
 
     def _update_head(self) -> None:

@@ -25,7 +25,7 @@ class LossExplorer(Explorer):
     """Controls `clip` (index into the cache's clips), `frame`, `opacity` (of the loss overlay);
     figures `image` (pixels + loss heatmap) and `curve` (mean loss per frame); `info` (text)."""
 
-    def __init__(self, ds: Any):
+    def __init__(self, ds: Any, *, trust_code: bool = False):
         import ipywidgets as w
 
         from toto_lens.data.layout import layout_of
@@ -43,7 +43,7 @@ class LossExplorer(Explorer):
         self.loss_max = float(np.nanpercentile(sample, 99)) if np.isfinite(sample).any() else 1.0
         self.tokenizer, self.pixels_missing = None, ""
         try:
-            self.tokenizer = cache_tokenizer(ds)
+            self.tokenizer = cache_tokenizer(ds, trust_code=trust_code)
         except TotoLensError as e:  # a cache moved away from its checkpoint: the loss alone is shown
             self.pixels_missing = str(e)
         self._clips: OrderedDict[int, tuple[np.ndarray | None, np.ndarray]] = OrderedDict()
