@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import CkptOpt, TrustOpt, app, console
+from toto_lens.cli.app import CkptOpt, TrustOpt, app, console, on_interrupt
 from toto_lens.errors import ConfigError
 from toto_lens.io import human_bytes
 
@@ -56,7 +56,9 @@ def extract_cmd(
 ) -> None:
     """Extract activations, per-token losses and attention summaries into a resumable zarr store.
 
-    Run the same command again after an interruption to continue where it stopped. Under
+    Run the same command again after an interruption to continue where it stopped; it also extracts
+    again the batches whose chunk files are missing (after `toto-lens verify --repair`, those of corrupt
+    chunks too). Under
     `torchrun --nproc_per_node=K` each process extracts its own batches into the same store.
     """
     from toto_lens.cli.progress import CliProgress
@@ -71,7 +73,7 @@ def extract_cmd(
         overwrite=overwrite, dry_run=dry_run, trust_code=trust_code,
     )  # fmt: skip
     with CliProgress(console) as bar:
-        result = extract(ckpt, progress=bar, **kwargs)
+        result = extract(ckpt, progress=bar, note=on_interrupt, **kwargs)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if isinstance(result, ExtractPlan):

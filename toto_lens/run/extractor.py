@@ -19,6 +19,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,9 @@ import numpy as np
 
 from toto_lens.errors import ConfigError
 from toto_lens.io import human_bytes
-from toto_lens.progress import Progress, report
+from toto_lens.progress import Progress, report, say
 from toto_lens.run.layers import parse_layers
+from toto_lens.store.integrity import checked_store
 from toto_lens.store.schema import (
     ExtractRequest,
     Shape,
@@ -35,6 +37,7 @@ from toto_lens.store.schema import (
     data_variables,
     label_variables,
     static_coordinates,
+    used_dims,
     with_kind,
 )
 from toto_lens.store.writer import (
@@ -44,9 +47,11 @@ from toto_lens.store.writer import (
     bytes_on_disk,
     done_batches,
     finish,
+    mark_incomplete,
     now,
     open_or_create,
     schema_attrs,
+    write_batch,
     write_coordinates,
 )
 
@@ -99,28 +104,21 @@ def prepare(
     dtype: str,
     tokenizer: str | None = None,
 ):
-    """(plan, source, tokenizer, layout, attrs) for a loaded checkpoint; touches no store."""
+    """(plan, source, tokenizer, layout, attrs) for a loaded checkpoint; touches no store.
+
+    Every check that costs nothing (a tokenizer at all, the data source and its clips, the layers and
+    options, the tokenizer's size and the layout against the model, from the tokenizer's name or spec)
+    comes before building the tokenizer, which for a named one not fitted yet takes minutes."""
     from toto_lens.checkpoints import training_data
-    from toto_lens.data import Layout, open_source
+    from toto_lens.data import open_source
     from toto_lens.data.labels import label_sizes
     from toto_lens.paths import cache_root
     from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
 
-    if tokenizer is not None:
-        tok = load_tokenizer(tokenizer, trust_code=getattr(ckpt, "trust_code", False))
-    elif ckpt.tokenizer:
-        tok = tokenizer_from_spec(
-            ckpt.tokenizer, ckpt.tokenizer_state, trust_code=getattr(ckpt, "trust_code", False)
-        )
-    else:
+    if tokenizer is None and not ckpt.tokenizer:
         raise ConfigError(
             "this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512), or make "
             "an untrained baseline with `toto-lens init --like RUN`, which records the run's"
-        )
-    if tok.vocab_size > ckpt.config.num_codes:
-        raise ConfigError(
-            f"the tokenizer has {tok.vocab_size} codes but the model's vocabulary holds "
-            f"{ckpt.config.num_codes}; use the tokenizer it was trained with"
         )
     source_name, seed = (data, 0) if data else training_data(ckpt.training)
     if data and ckpt.training.get("config"):
@@ -131,13 +129,6 @@ def prepare(
     source = open_source(source_name, split=split, n_clips=n, seed=seed)
     n = min(n, len(source))
     first = source[0]
-    labels = with_kind(tuple(getattr(source, "label_spec", ())))
-    sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)
-    layout = Layout.for_model(first.num_frames, *tok.grid, ckpt.config)
-    if layout.length > ckpt.config.context_length:
-        raise ConfigError(
-            f"clips of {layout.length} tokens do not fit the model's context of {ckpt.config.context_length}"
-        )
     request = ExtractRequest(
         layers=tuple(parse_layers(layers, ckpt.config.n_layers)),
         acts=tuple(acts),
@@ -147,6 +138,18 @@ def prepare(
         dtype=dtype,
         batch_size=batch_size,
     )
+    expected = _tokenizer_facts(tokenizer, ckpt.tokenizer, first.frames.shape[1:3])
+    if expected is not None:  # the same checks as below, before a fit that may take minutes
+        _check_fit(ckpt.config, first.num_frames, *expected)
+    if tokenizer is not None:
+        tok = load_tokenizer(tokenizer, trust_code=getattr(ckpt, "trust_code", False))
+    else:
+        tok = tokenizer_from_spec(
+            ckpt.tokenizer, ckpt.tokenizer_state, trust_code=getattr(ckpt, "trust_code", False)
+        )
+    layout = _check_fit(ckpt.config, first.num_frames, tok.vocab_size, tuple(tok.grid))
+    labels = with_kind(tuple(getattr(source, "label_spec", ())))
+    sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)
     shape = Shape(
         clip=n,
         layers=request.layers,
@@ -183,6 +186,51 @@ def prepare(
     return ExtractPlan(path, dataset, shape, request, variables), source, tok, layout, attrs
 
 
+def _tokenizer_facts(name: str | None, spec: dict | None, image: tuple[int, ...]):
+    """(vocab size, grid) of a tokenizer known without building it: from a named fit's name (`kmeans-N`,
+    `random-N`: 4×4 patches of the source's frames), a tokenizer folder's spec, or the checkpoint's spec;
+    None when unknown (then only the built tokenizer is checked)."""
+    from toto_lens.tokenizers.named import NAME
+
+    if name is not None:
+        folder = Path(name).expanduser()
+        if (folder / "tokenizer.json").is_file():
+            try:
+                import json
+
+                spec = json.loads((folder / "tokenizer.json").read_text())
+            except (OSError, ValueError):
+                return None
+        elif (match := NAME.match(str(name))) and len(image) == 2:
+            return int(match["vocab"]), (image[0] // 4, image[1] // 4)
+        else:
+            return None
+    try:
+        patch = int(spec["patch"])
+        size = spec["image_size"]
+        return int(spec["vocab_size"]), (int(size[0]) // patch, int(size[1]) // patch)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _check_fit(config, frames: int, vocab: int, grid: tuple[int, int]):
+    """The layout of `frames` frames of `grid` tokens, refused when the tokenizer or the clips do not fit
+    the model."""
+    from toto_lens.data import Layout
+
+    if vocab > config.num_codes:
+        raise ConfigError(
+            f"the tokenizer has {vocab} codes but the model's vocabulary holds "
+            f"{config.num_codes}; use the tokenizer it was trained with"
+        )
+    layout = Layout.for_model(frames, *grid, config)
+    if layout.length > config.context_length:
+        raise ConfigError(
+            f"clips of {layout.length} tokens do not fit the model's context of {config.context_length}"
+        )
+    return layout
+
+
 def extract(
     ckpt: str | os.PathLike,
     *,
@@ -204,6 +252,7 @@ def extract(
     progress: Progress | None = None,
     stop_after: int | None = None,
     trust_code: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> ExtractResult | ExtractPlan:
     """Extract into the store (see the module docstring); returns the plan instead when dry_run.
 
@@ -211,12 +260,22 @@ def extract(
     batches times the number of processes), clips/s, and the store's size on disk.
     stop_after: return after this many batches of this run (the store stays resumable), for tests.
     trust_code: allow a checkpoint or tokenizer whose spec names code (an external factory) to import it.
+    note: called (on rank 0) with a sentence saying what the store holds so far and how to continue,
+    once the store is open and after every batch written: what the CLI prints on Ctrl-C.
+
+    A store that is continued is first checked by a listing: the batches marked complete whose chunk
+    files are missing are extracted again (`toto-lens verify --repair` marks the batches of corrupt
+    chunks the same way).
     """
     import torch
 
     from toto_lens import distributed as dist
     from toto_lens.checkpoints import load_checkpoint
+    from toto_lens.io import check_writable
+    from toto_lens.store.reader import cache_dir
 
+    if not dry_run:  # before the checkpoint is loaded: an unwritable place fails at once
+        check_writable(Path(out) if out else cache_dir(ckpt), what="--out")
     info = dist.setup(device)
     try:
         ck = load_checkpoint(ckpt, device=info.device, trust_code=trust_code)
@@ -227,6 +286,9 @@ def extract(
         )  # fmt: skip
         if dry_run:
             return plan
+        if info.main:
+            say(progress, "extract", f"checkpoint {ck.name}, {plan.dataset} ({plan.shape.clip} clips), layers "
+                f"{', '.join(map(str, plan.request.layers))} → {plan.path}")  # fmt: skip
         lock = StoreLock(plan.path)
         if info.main:
             lock.acquire()
@@ -236,13 +298,14 @@ def extract(
             pending = [b for b in range(plan.n_batches) if not done[b]][info.rank :: info.world]
             if stop_after is not None:
                 pending = pending[:stop_after]
+            kept = _Kept(group, plan, int(done.sum()), note if info.main else None)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                _run(ck.model, group, plan, source, tok, layout, pending, info, progress, int(done.sum()))
+                _run(ck.model, group, plan, source, tok, layout, pending, info, progress, kept)
             dist.barrier(info)
             complete = bool(done_batches(group, plan.request.batch_size).all())
             if complete and info.main and not group.attrs.get("complete"):
-                finish(group)
+                finish(group, plan.path)
             dist.barrier(info)  # no rank walks the store while rank 0 rewrites its metadata
             return ExtractResult(
                 path=plan.path,
@@ -271,12 +334,15 @@ def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
             group, resumed = open_or_create(
                 plan.path, attrs, plan.variables, plan.shape, plan.request.batch_size, overwrite
             )
+            coords = static_coordinates(
+                plan.shape, layout.frame_of_position, layout.row_of_position, layout.col_of_position,
+                used_dims(plan.variables),
+            )  # fmt: skip
             if not resumed:
-                coords = static_coordinates(
-                    plan.shape, layout.frame_of_position, layout.row_of_position, layout.col_of_position
-                )
                 write_coordinates(group, coords)
                 group.attrs.update({"arrays_ready": True})
+            else:
+                _redo_missing(group, plan, coords)
         except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
             failure = e
     if info.active:
@@ -286,15 +352,55 @@ def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
             raise ExtractError(f"rank 0 could not prepare {plan.path}; see its message")
     if failure is not None:
         raise failure
-    return group if group is not None else zarr.open_group(str(plan.path), mode="r+")
+    if group is None:
+        group = zarr.open_group(store=checked_store(plan.path, read_only=False), mode="r+")
+    return group
 
 
-def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, progress, done_before) -> None:
+def _redo_missing(group, plan: ExtractPlan, coords) -> None:
+    """On resume (rank 0): batches marked complete whose chunks are not all on disk are marked to be
+    extracted again, and missing coordinate chunks are written again (a listing; no chunk is read)."""
+    from toto_lens.store import integrity
+
+    meta = integrity.array_meta(plan.path)
+    arrays = integrity.expected(meta, dict(group.attrs))
+    complete = group["complete"][:]
+    lost = integrity.missing(plan.path, arrays, integrity.done_clip_chunks(meta, complete))
+    static = [name for name in lost if name in coords]
+    if static:
+        write_coordinates(group, {name: coords[name] for name in static})
+    clips = sorted({c for name in lost for c in integrity.clips_of_keys(meta.get(name), lost[name])})
+    if clips or (static and group.attrs.get("complete")):
+        mark_incomplete(group, clips)
+
+
+class _Kept:
+    """Tells `note` what the store holds (batches marked complete, read from the store itself, so under
+    torchrun the other ranks' batches count too) once it is open and after each batch: what Ctrl-C keeps."""
+
+    def __init__(self, group, plan: ExtractPlan, done: int, note: Callable[[str], None] | None) -> None:
+        self.group, self.plan, self.done, self.note = group, plan, done, note
+        self.tell(done)
+
+    def written(self) -> None:
+        if self.note is not None:
+            self.tell(int(done_batches(self.group, self.plan.request.batch_size).sum()))
+
+    def tell(self, done: int) -> None:
+        if self.note is not None:
+            self.note(
+                f"kept {done} of {self.plan.n_batches} batches in {self.plan.path}; run the same command "
+                "to resume"
+            )
+
+
+def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, progress, kept: _Kept) -> None:
     import torch
 
     from toto_lens.run.reduce import run_batch
 
     request, B = plan.request, plan.request.batch_size
+    done_before = kept.done
     written = bytes_on_disk(plan.path) if info.main and progress else 0
     state = {"clips": done_before * B, "bytes": written, "new": 0}
     t0 = time.perf_counter()
@@ -308,8 +414,9 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
             start, stop, arrays = item
             try:
                 for name, values in arrays.items():  # acts_token / attn_pattern may cover fewer clips
-                    group[name][start : start + len(values)] = values
-                group["complete"][start:stop] = 1
+                    write_batch(group, name, start, values, request.layers)
+                write_batch(group, "complete", start, np.ones(stop - start, np.uint8), request.layers)
+                kept.written()
                 if info.main and progress:
                     state["new"] += (stop - start) * info.world
                     state["clips"] = min(done_before * B + state["new"], plan.shape.clip)

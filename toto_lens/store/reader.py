@@ -1,12 +1,16 @@
 """Reading the cache: `open_cache` returns the store as a lazily loaded, labelled `xarray.Dataset`.
 
 Nothing here needs toto-lens to read a store (`xarray.open_zarr(path, consolidated=False)` gives the same
-dataset); `open_cache` adds finding the store by checkpoint and dataset name, and refusing a store that
-is unfinished or of a schema version this library does not know, with a message that says what to run.
+dataset); `open_cache` adds finding the store by checkpoint and dataset name, refusing a store that is
+unfinished, of a schema version this library does not know, or missing chunks its manifest lists (a
+listing, no data read), with a message that says what to run; and reading through `CheckedStore`, so a
+chunk altered on disk is one line naming it (`integrity.ChunkError`). It also registers the `ds.toto`
+accessor (`toto_lens.store.accessor`): labels by name, negative layers, decoded flags.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -66,9 +70,16 @@ def open_cache(
     """The cache of a checkpoint (or the store at `path`) as a lazy `xarray.Dataset` (dask-backed).
 
     allow_partial=True opens a store whose extraction has not finished; clips not yet written read as
-    their fill values (NaN, 0), and the `complete` variable says which are done.
+    their fill values (NaN, 0), and the `complete` variable says which are done (the chunk manifest is
+    checked only for finished stores).
+
+    Raises `CacheError` (one line, with the command that helps) for a store that is missing, unfinished,
+    of another schema version, or missing chunks; reading a corrupt chunk later raises `ChunkError`.
     """
     import xarray as xr
+
+    import toto_lens.store.accessor  # noqa: F401 - registers ds.toto
+    from toto_lens.store import integrity
 
     if path is None:
         if ckpt is None:
@@ -80,25 +91,87 @@ def open_cache(
             f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`"
         )
     try:
-        ds = xr.open_zarr(path, consolidated=False)
+        attrs = integrity.store_attrs(path)
+    except (OSError, ValueError) as e:
+        raise CacheError(f"{path} cannot be read as a cache ({type(e).__name__}: {e})") from None
+    check_version(path, attrs.get("schema_version"))
+    finished = bool(attrs.get("complete"))
+    if finished:
+        check_manifest(path, attrs)
+    try:
+        ds = xr.open_zarr(integrity.checked_store(path), consolidated=False)
+        # labels and per-position coordinates are small and used for every selection: load them once
+        small = [k for k in ds.coords if k not in ds.indexes]
+        ds = ds.assign_coords({k: ds[k].load() for k in small})
+    except CacheError:
+        raise
     except Exception as e:  # a damaged store: one line, not a zarr traceback
         raise CacheError(f"{path} cannot be read as a cache ({type(e).__name__}: {e})") from None
-    # labels and per-position coordinates are small and used for every selection: load them once
-    small = [k for k in ds.coords if k not in ds.indexes]
-    ds = ds.assign_coords({k: ds[k].load() for k in small})
-    version = ds.attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise CacheError(
-            f"{path} has cache schema version {version!r}; this toto-lens reads version {SCHEMA_VERSION}: "
-            "extract it again with --overwrite"
-        )
-    if not ds.attrs.get("complete") and not allow_partial:
+    ds.encoding["source"] = str(path)
+    if not finished and not allow_partial:
         done = int(ds["complete"].sum()) if "complete" in ds else 0
         raise CacheError(
-            f"{path} is unfinished ({done} of {ds.sizes.get('clip', 0)} clips written); run the same "
-            "`toto-lens extract` command again to finish it, or pass allow_partial=True"
+            f"{path} is unfinished ({done} of {ds.sizes.get('clip', 0)} clips written); run the command "
+            f"that wrote it again to finish it (`{integrity.redo_command(attrs, path)}`), or pass "
+            "allow_partial=True"
         )
     return ds
+
+
+def check_version(path: Path, version) -> None:
+    """Refuse a store of another schema version; version 1 stores have no checksums and no manifest."""
+    if version == SCHEMA_VERSION:
+        return
+    if version == 1:
+        raise CacheError(
+            f"{path} was written by an older toto-lens (cache schema 1: no chunk checksums, no list of its "
+            "chunks), so a missing or damaged chunk in it cannot be detected; extract it again with "
+            "--overwrite"
+        )
+    raise CacheError(
+        f"{path} has cache schema version {version!r}; this toto-lens reads version {SCHEMA_VERSION}: "
+        "extract it again with --overwrite"
+    )
+
+
+def check_manifest(path: Path, attrs: dict) -> None:
+    """Refuse a finished store missing chunks its manifest lists, naming the arrays and clips."""
+    from toto_lens.store import integrity
+
+    manifest = integrity.manifest_of(attrs)
+    if manifest is None:
+        raise CacheError(
+            f"{path} is marked complete but records no chunk manifest, so missing chunks cannot be "
+            "detected; extract it again with --overwrite"
+        )
+    lost = integrity.missing(path, manifest["arrays"])
+    if lost:
+        n = sum(map(len, lost.values()))
+        what = integrity.damage_text(integrity.array_meta(path), lost)
+        raise CacheError(
+            f"{path} is missing {n} chunk{'s' if n > 1 else ''} of {what}; run the command that wrote "
+            f"it to extract them again: {integrity.redo_command(attrs, path)}"
+        )
+
+
+def store_identity(ds) -> dict[str, str]:
+    """What identifies the store a dataset was read from, for the provenance of results: its path, when
+    it was created and finished, the sha256 of its manifest (its chunks and their checksums: it changes
+    whenever a value does) and of its checkpoint's weights."""
+    import hashlib
+
+    from toto_lens.io import dict_attr, json_attr
+
+    attrs = ds.attrs
+    manifest = json_attr(attrs, "manifest")
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest() if manifest else ""
+    return {
+        "cache": str(ds.encoding.get("source", "")),
+        "cache_created": str(attrs.get("created", "")),
+        "cache_finished": str(attrs.get("finished", "")),
+        "cache_manifest_sha256": digest,
+        "checkpoint_sha256": str(dict_attr(attrs, "checkpoint").get("sha256", "")),
+    }
 
 
 def cache_checkpoint_path(ds) -> str:

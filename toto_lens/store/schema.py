@@ -19,13 +19,23 @@ import numpy as np
 from toto_lens.data.labels import KIND_LABEL, LabelSpec, kind_code
 from toto_lens.errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chunk checksums (crc32c), a manifest of the chunks, attributes as JSON text
 ACTS = ("pooled", "frame", "token")
 ATTN = ("frame", "pattern")
 DTYPES = ("float16", "float32")
 PER_CLIP_CHUNKS = ("acts_token", "attn_pattern")
 # coordinates that are not dimensions: xarray finds them through each data variable's `coordinates`
 STATIC_COORDS = ("depth", "pos_frame", "row", "col")
+ZSTD_LEVEL = 0  # zarr's default compression; the checksum comes after it, over the compressed bytes
+
+
+def compressors() -> list:
+    """Every array's bytes-to-bytes codecs: Zstd, then a crc32c checksum of the compressed chunk, so that
+    a flipped byte or a truncated file is caught on read (by zarr, and by `integrity.CheckedStore` with
+    the chunk's name) instead of decoding to wrong numbers."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return [ZstdCodec(level=ZSTD_LEVEL), Crc32cCodec()]
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,9 @@ def data_variables(request: ExtractRequest, clips: int, label_spec: tuple[LabelS
     if "pattern" in request.attn:
         dims = ("clip", "layer", "head", "qpos", "kpos")
         specs.append(VarSpec("attn_pattern", dims, "float16", min(clips, request.pattern_clips), nan, labels))
+    if "layer" not in used_dims(specs):  # no activations, no attention: no layer dimension, no depth
+        without = tuple(c for c in labels if c != "depth")
+        specs = [VarSpec(s.name, s.dims, s.dtype, s.written_clips, s.fill, without, s.attrs) for s in specs]
     return specs
 
 
@@ -163,8 +176,16 @@ def label_variables(shape: Shape) -> list[VarSpec]:
     return [VarSpec(s.name, ("clip", *s.dims), s.dtype, shape.clip, 0, (), s.attrs()) for s in shape.labels]
 
 
-def static_coordinates(shape: Shape, pos_frame, row, col) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-    """Coordinates known before any clip is seen, written once at creation."""
+def used_dims(specs: list[VarSpec]) -> set[str]:
+    """Dimensions some array uses: a store without attention has no head, qframe, kframe, qpos, kpos."""
+    return {d for spec in specs for d in spec.dims}
+
+
+def static_coordinates(
+    shape: Shape, pos_frame, row, col, dims: set[str] | None = None
+) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Coordinates known before any clip is seen, written once at creation; only those of `dims` (the
+    dimensions the store's arrays use) when given."""
     sizes = shape.sizes()
     index = {d: np.arange(sizes[d]) for d in ("position", "frame", "head", "feature", "qframe", "kframe")}
     index.update({d: np.arange(sizes[d]) for d in ("qpos", "kpos", "y", "x", *dict(shape.label_sizes))})
@@ -174,6 +195,8 @@ def static_coordinates(shape: Shape, pos_frame, row, col) -> dict[str, tuple[tup
     coords["depth"] = (("layer",), np.array(shape.layers, dtype=np.float64) / shape.n_blocks)
     for name, values in (("pos_frame", pos_frame), ("row", row), ("col", col)):
         coords[name] = (("position",), np.asarray(values, dtype=np.int64))
+    if dims is not None:
+        coords = {k: v for k, v in coords.items() if set(v[0]) <= dims}
     return coords
 
 

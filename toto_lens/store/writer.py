@@ -24,7 +24,11 @@ from typing import Any
 import numpy as np
 
 from toto_lens.errors import TotoLensError
-from toto_lens.store.schema import SCHEMA_VERSION, Shape, VarSpec
+from toto_lens.store.schema import SCHEMA_VERSION, Shape, VarSpec, compressors
+
+# Every chunk of the region a writer fills is written, fill-only ones included, so that the chunks a store
+# holds follow from its metadata (`integrity.expected`) and a missing one can be told from an empty one.
+WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 class ExtractError(TotoLensError):
@@ -72,9 +76,18 @@ class StoreLock:
 IDENTITY = ("schema_version", "checkpoint", "model_config", "tokenizer", "dataset", "layout", "request")
 
 
+def encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Structured attributes (dicts, lists) as JSON text, so that every attribute is a string, a number or
+    a boolean: what netCDF and xarray users expect (`ds[["loss"]].to_netcdf(...)` works as it is).
+    `toto_lens.io.dict_attr` / `json_attr` read them back."""
+    return {k: json.dumps(v) if isinstance(v, dict | list | tuple) else v for k, v in attrs.items()}
+
+
 def identity(attrs: dict[str, Any]) -> dict[str, Any]:
-    # through JSON, as the attributes were stored: tuples become lists on disk
-    ident = json.loads(json.dumps({k: attrs.get(k) for k in IDENTITY}))
+    from toto_lens.io import json_attr
+
+    # through JSON, as the attributes were stored: tuples become lists, structures JSON text on disk
+    ident = json.loads(json.dumps({k: json_attr(attrs, k) for k in IDENTITY}))
     if isinstance(ident["checkpoint"], dict):
         ident["checkpoint"] = ident["checkpoint"].get("sha256")  # a renamed checkpoint is the same one
     return ident
@@ -103,15 +116,23 @@ def open_or_create(
     """
     import zarr
 
+    from toto_lens.store.integrity import checked_store
+
     if (path / "zarr.json").is_file() and not overwrite:
         try:
-            group = zarr.open_group(str(path), mode="r+")
+            group = zarr.open_group(store=checked_store(path, read_only=False), mode="r+")
             old = dict(group.attrs)
         except Exception as e:  # an unreadable store: say so instead of a zarr traceback
             raise ExtractError(
                 f"{path} is not a readable zarr store ({e}); pass --overwrite to replace it"
             ) from None
         if old.get("arrays_ready"):
+            if old.get("schema_version") != SCHEMA_VERSION:
+                raise ExtractError(
+                    f"{path} has cache schema version {old.get('schema_version')!r} (this toto-lens writes "
+                    f"version {SCHEMA_VERSION}, with chunk checksums and a manifest); pass --overwrite to "
+                    "extract it again"
+                )
             if identity(old) != identity(attrs):
                 raise ExtractError(
                     f"{path} holds another extraction: {describe_mismatch(old, attrs)}; "
@@ -121,7 +142,10 @@ def open_or_create(
         # created but killed before every array existed: nothing in it is complete, start again
     for child in path.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
-    group = zarr.create_group(str(path), zarr_format=3, attributes={**attrs, "arrays_ready": False})
+    group = zarr.create_group(
+        store=checked_store(path, read_only=False), zarr_format=3,
+        attributes={**encode_attrs(attrs), "arrays_ready": False},
+    )  # fmt: skip
     for spec in specs:
         group.create_array(
             spec.name,
@@ -129,6 +153,8 @@ def open_or_create(
             chunks=spec.chunks(shape, batch),
             dtype=spec.dtype,
             fill_value=spec.fill,
+            compressors=compressors(),
+            config=WRITE_CONFIG,
             dimension_names=spec.dims,
             attributes={
                 **spec.attrs,
@@ -139,14 +165,45 @@ def open_or_create(
 
 
 def write_coordinates(group: Any, coords: dict[str, tuple[tuple[str, ...], np.ndarray]]) -> None:
+    """Create and write the static coordinates (one chunk each), or write again those that exist."""
     for name, (dims, values) in coords.items():
-        arr = group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=dims)
+        if name in group:
+            arr = group[name].with_config(WRITE_CONFIG)
+        else:
+            arr = group.create_array(
+                name, shape=values.shape, chunks=values.shape or None, dtype=values.dtype,
+                compressors=compressors(), config=WRITE_CONFIG, dimension_names=dims,
+            )  # fmt: skip
         arr[...] = values
+
+
+def write_batch(group: Any, name: str, start: int, values: np.ndarray, layers: tuple[int, ...]) -> None:
+    """Write one batch's slice of an array as whole chunks, fill-only ones included; the attention
+    arrays skip layer 0 (the embeddings have no attention: those chunks are never written)."""
+    arr = group[name].with_config(WRITE_CONFIG)
+    stop = start + len(values)
+    if name.startswith("attn_") and 0 in layers:
+        for i, layer in enumerate(layers):
+            if layer != 0:
+                arr[start:stop, i] = values[:, i]
+        return
+    arr[start:stop] = values
+
+
+def mark_incomplete(group: Any, clips: list[int] | np.ndarray) -> None:
+    """Mark clips to be extracted again (their batches are redone on resume); the store is unfinished."""
+    clips = np.asarray(clips, dtype=np.int64)
+    if clips.size:
+        complete = group["complete"].with_config(WRITE_CONFIG)
+        values = complete[:]
+        values[clips] = 0
+        complete[:] = values
+    group.attrs.update({"complete": False})
 
 
 def done_batches(group: Any, batch: int) -> np.ndarray:
     """(n_batches,) bool: batches whose clips are all marked complete."""
-    complete = group["complete"][:]
+    complete = group["complete"][:]  # a corrupt chunk: integrity.ChunkError, one line
     n = -(-len(complete) // batch)
     return np.array([bool(complete[b * batch : (b + 1) * batch].all()) for b in range(n)])
 
@@ -178,8 +235,12 @@ def batch_bytes(root: Path, specs: list[VarSpec], batch: int, start: int, stop: 
     return total
 
 
-def finish(group: Any) -> None:
-    group.attrs.update({"complete": True, "finished": now()})
+def finish(group: Any, path: Path) -> None:
+    """Write the final attributes: complete, the time, and the manifest of the chunks it holds."""
+    from toto_lens.store.integrity import make_manifest
+
+    manifest = make_manifest(path, dict(group.attrs))
+    group.attrs.update({"complete": True, "finished": now(), "manifest": json.dumps(manifest)})
 
 
 def schema_attrs(**fields: Any) -> dict[str, Any]:
