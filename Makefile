@@ -22,21 +22,30 @@ test-fast:
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 DEMO ?= cache/demo
+# The demo's checkpoints are named after its folder (cache/demo → demo, demo-untrained), so that
+# `make demo DEMO=/tmp/demo2` trains demo2 and leaves the checkpoint `demo` alone. Checkpoints live under
+# the cache root ($TOTO_LENS_CACHE, else cache/), activation caches under <root>/<checkpoint>/.
+DEMO_CKPT ?= $(notdir $(abspath $(DEMO)))
+DEMO_ROOT := $(or $(TOTO_LENS_CACHE),cache)
 # The main job on the bundled data: look at the clips and tokens, train the default model (toto-tiny,
-# 600 steps), extract its activation cache, then the appendix's probing curves (Fig. 9: video tasks on
-# moving digits, image classification on the image-digits cache), frame-wise loss redundancy (Fig. 10)
-# and induction-head scores (A.3).
+# 600 steps) and make its untrained copy (the baseline every curve needs), extract both models'
+# activation caches, then the appendix's probing curves (Fig. 9: video tasks on moving digits, image
+# classification on the image-digits cache), frame-wise loss redundancy (Fig. 10) and induction-head
+# scores (A.3), trained beside untrained.
 demo:
 	$(BIN)/toto-lens data preview --n 8 --out $(DEMO)/clips.png
 	$(BIN)/toto-lens ngrams --tokenizer kmeans-512 --tokenizer random-512 --tokenizer random-32768 --n 1 2 3 --out $(DEMO)/ngrams.html
-	$(BIN)/toto-lens train --name demo --overwrite
-	$(BIN)/toto-lens extract --ckpt demo --acts pooled,frame,token --overwrite
-	$(BIN)/toto-lens probe --ckpt demo --task digit,motion,position,velocity --probe linear,attention --out $(DEMO)/probing.nc
-	$(BIN)/toto-lens extract --ckpt demo --data image-digits --acts pooled,frame,token --token-clips 128 --overwrite
-	$(BIN)/toto-lens probe --ckpt demo --dataset image-digits-val --task frame_digit --probe linear,attention --out $(DEMO)/probing-images.nc
-	$(BIN)/toto-lens redundancy --ckpt demo --out $(DEMO)/redundancy.html
-	$(BIN)/toto-lens induction --ckpt demo --out $(DEMO)/induction.html
-	@echo "demo outputs in $(DEMO)/: clips.png, figures (.html) with their numbers (.nc) for ngrams, probing, probing-images, redundancy, induction; cache $(DEMO)/moving-digits-val.zarr"
+	$(BIN)/toto-lens train --name $(DEMO_CKPT) --overwrite
+	$(BIN)/toto-lens init --like $(DEMO_CKPT) --name $(DEMO_CKPT)-untrained --overwrite
+	for ckpt in $(DEMO_CKPT) $(DEMO_CKPT)-untrained; do \
+	  $(BIN)/toto-lens extract --ckpt $$ckpt --acts pooled,frame,token --overwrite && \
+	  $(BIN)/toto-lens extract --ckpt $$ckpt --data image-digits --acts pooled,frame,token --token-clips 128 --overwrite || exit 1; \
+	done
+	$(BIN)/toto-lens probe --ckpt $(DEMO_CKPT) --ckpt $(DEMO_CKPT)-untrained --task digit,motion,position,velocity --probe linear,attention --out $(DEMO)/probing.nc
+	$(BIN)/toto-lens probe --ckpt $(DEMO_CKPT) --ckpt $(DEMO_CKPT)-untrained --dataset image-digits-val --task frame_digit --probe linear,attention --out $(DEMO)/probing-images.nc
+	$(BIN)/toto-lens redundancy --ckpt $(DEMO_CKPT) --out $(DEMO)/redundancy.html
+	$(BIN)/toto-lens induction --ckpt $(DEMO_CKPT)-untrained --ckpt $(DEMO_CKPT) --out $(DEMO)/induction.html
+	@echo "demo outputs: $(DEMO)/clips.png; figures (.html, open in a browser) with their numbers (.nc): $(DEMO)/ngrams.html, $(DEMO)/probing.html, $(DEMO)/probing-images.html, $(DEMO)/redundancy.html, $(DEMO)/induction.html; checkpoints $(DEMO_ROOT)/checkpoints/$(DEMO_CKPT) and $(DEMO_ROOT)/checkpoints/$(DEMO_CKPT)-untrained; activation caches $(DEMO_ROOT)/$(DEMO_CKPT)/ and $(DEMO_ROOT)/$(DEMO_CKPT)-untrained/ (moving-digits-val.zarr, image-digits-val.zarr)"
 
 # JupyterLab on the notebooks, one per question (README, "Notebooks"); they read what `make demo` makes.
 notebooks:

@@ -55,23 +55,51 @@ def clip_rows(clip: Clip, frames: slice | None = None, gap: int = 2) -> np.ndarr
     return np.concatenate([top, sep, bottom]).clip(0, 255).astype(np.uint8)
 
 
+def mask_legend(clips: list[Clip]) -> list[tuple[str, tuple[int, int, int]]]:
+    """(label, RGB colour) of every object colour the clips' masks use, in object order, e.g.
+    ("object 1 (digit 7)", (230, 60, 60)) when all the clips agree on that object's digit."""
+    used = sorted({int(v) for c in clips for v in np.unique(c.masks) if v > 0})
+    out = []
+    for obj in used:
+        colour = tuple(int(v) for v in OBJECT_COLOURS[min(obj, len(OBJECT_COLOURS) - 1)])
+        out.append((f"object {obj}", colour))
+    return out
+
+
+def frame_numbers(clip: Clip, frames: slice | None = None) -> list[int]:
+    """The numbers of the frames a preview row shows, left to right."""
+    return list(range(clip.num_frames))[frames or slice(None)]
+
+
 def preview_image(clips: list[Clip], zoom: int = 3, frames: slice | None = None):
-    """A PIL image of the clips, one labelled block per clip."""
+    """A PIL image of the clips, one labelled block per clip: frame numbers over the frames, and a
+    legend of the mask colours at the bottom."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
     blocks = [np.kron(clip_rows(c, frames), np.ones((zoom, zoom, 1), dtype=np.uint8)) for c in clips]
-    label_h, pad = 16, 6
-    width = max(b.shape[1] for b in blocks) + 2 * pad
-    height = sum(b.shape[0] + label_h + pad for b in blocks) + pad
+    label_h, number_h, pad, legend_h = 16, 12, 6, 22
+    width = max(max(b.shape[1] for b in blocks) + 2 * pad, 420)
+    height = sum(b.shape[0] + label_h + number_h + pad for b in blocks) + pad + legend_h
     canvas = Image.new("RGB", (width, height), (20, 20, 20))
     draw = ImageDraw.Draw(canvas)
     y = pad
     for clip, block in zip(clips, blocks, strict=True):
         draw.text((pad, y), clip_label(clip), fill=(235, 235, 235), font=font)
         y += label_h
+        frame_w = clip.frames.shape[2] * zoom
+        for i, number in enumerate(frame_numbers(clip, frames)):  # above each frame, as in the store
+            draw.text((pad + i * (frame_w + 2 * zoom) + 1, y), f"f{number}", fill=(170, 170, 170), font=font)
+        y += number_h
         canvas.paste(Image.fromarray(block), (pad, y))
         y += block.shape[0] + pad
+    x = pad
+    draw.text((x, y + 4), "top: frames; bottom: masks", fill=(200, 200, 200), font=font)
+    x += 170
+    for label, colour in mask_legend(clips):
+        draw.rectangle((x, y + 4, x + 10, y + 14), fill=colour)
+        draw.text((x + 14, y + 4), label, fill=(220, 220, 220), font=font)
+        x += 20 + int(draw.textlength(label, font=font))
     return canvas
 
 

@@ -70,11 +70,7 @@ def induction_heatmap_figure(
     top = colour_top(np.concatenate([p[k].values.ravel() for _, p in panels for k in names]), threshold)
     n_rows, n_layers = len(panels), max(p.sizes["layer"] for _, p in panels)
     n_heads = max(p.sizes["head"] for _, p in panels)
-    titles = []
-    for r in range(n_rows):
-        for k in names:
-            head = f"<b>{_TITLES[k]}</b><br><sup>{_MEANING[k]}</sup>" if r == 0 else ""
-            titles.append(head)
+    titles = [f"<b>{_TITLES[k]}</b>" if r == 0 else "" for r in range(n_rows) for k in names]
     fig = make_subplots(
         rows=n_rows,
         cols=len(names),
@@ -100,7 +96,7 @@ def induction_heatmap_figure(
                     name=f"{_TITLES[name]} · {label}" if label else _TITLES[name],
                     hovertemplate=(
                         f"{label + '<br>' if label else ''}layer %{{y}} head %{{x}}<br>"
-                        f"{_TITLES[name]}: %{{z:.3f}}<extra></extra>"
+                        f"{_TITLES[name]}: %{{z:.3f}}<br><i>{_MEANING[name]}</i><extra></extra>"
                     ),
                 ),
                 row=r,
@@ -144,11 +140,16 @@ def induction_heatmap_figure(
         },
         title=title if title is not None else _heatmap_title(panels, threshold),
         template="plotly_white",
-        height=170 + n_rows * (70 + 42 * n_layers),
+        height=190 + 18 * len(names) + n_rows * (70 + 42 * n_layers),
         width=max(900, 140 + len(names) * (60 + 46 * n_heads)),
-        legend={"orientation": "h", "y": -0.08 if n_rows > 1 else -0.2},
-        margin={"t": 140},
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "yref": "container"},
+        margin={"t": 110, "b": 60 + 18 * len(names)},
     )
+    meaning = "<br>".join(f"<b>{_TITLES[k]}</b>: {_MEANING[k]}" for k in names)
+    fig.add_annotation(
+        text=meaning, xref="paper", yref="paper", x=0, y=0, yshift=-40, xanchor="left", yanchor="top",
+        align="left", showarrow=False, font={"size": 11, "color": "#555"},
+    )  # fmt: skip
     return fig
 
 
@@ -160,14 +161,10 @@ def _heatmap_title(panels: list, threshold: float) -> str:
             first, second = float(one["first_copy_loss"]), float(one["second_copy_loss"])
             losses.append(f"{label + ': ' if len(panels) > 1 else ''}{first:.2f} → {second:.2f}")
     of = f" of {' and '.join(labels)}" if labels else ""
-    said = (
-        f"Which heads copy from earlier tokens{of} (score per layer and head; outlined: above {threshold:g})"
-    )
+    sub = f"score per layer and head; outlined: above {threshold:g}"
     if losses:
-        said += (
-            f"<br><sup>loss on repeated random tokens, 1st copy → 2nd copy (nats): {'; '.join(losses)}</sup>"
-        )
-    return said
+        sub += f"; loss on repeated random tokens, 1st → 2nd copy (nats): {'; '.join(losses)}"
+    return f"Head scores{of}: which heads copy from earlier tokens<br><sup>{sub}</sup>"
 
 
 def induction_emergence_figure(

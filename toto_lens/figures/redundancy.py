@@ -2,7 +2,9 @@
 
 Takes the Dataset of `toto_lens.analysis.redundancy.redundancy` and returns one plotly Figure: per frame,
 the model's mean loss with the spread over clips as a band and the copy / unigram / bigram baselines as
-lines; per position, the same curves token by token (the paper's Fig. 10 is this lower panel).
+lines; per position, the same curves token by token (the paper's Fig. 10 is this lower panel), with the
+frames' boundaries drawn and numbered. The model's line and the baselines are means over the same
+evaluation clips (the baselines are fitted on the others), and the model is drawn last, on top.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _band(result: xr.Dataset, prefix: str) -> tuple[np.ndarray, np.ndarray, str]
 def _add_model(fig: go.Figure, result: xr.Dataset, prefix: str, x: np.ndarray, row: int) -> None:
     low, high, label = _band(result, prefix)
     keep = np.isfinite(result[f"{prefix}_loss"].values)
-    color = _COLORS["model"]
+    clips = result.attrs.get("clips")
     fig.add_trace(
         go.Scatter(
             x=np.concatenate([x[keep], x[keep][::-1]]),
@@ -45,20 +47,26 @@ def _add_model(fig: go.Figure, result: xr.Dataset, prefix: str, x: np.ndarray, r
             fillcolor="rgba(99,110,250,0.2)",
             line={"width": 0},
             hoverinfo="skip",
-            name=f"model ({label})",
+            name=f"model spread ({label.replace('clips, ', '')} of {clips or 'all'} clips)",
             legendgroup="band",
             showlegend=row == 1,
         ),
         row=row,
         col=1,
     )
+    # The line: the model's mean over the evaluation clips, the very tokens the baselines are scored on.
+    predicted = result[f"{prefix}_predictor_loss"]
+    same = "model" in predicted["predictor"].values and np.isfinite(predicted.sel(predictor="model")).any()
+    y = predicted.sel(predictor="model").values if same else result[f"{prefix}_loss"].values
+    keep = np.isfinite(y)
+    n_eval = result.attrs.get("eval_clips")
     fig.add_trace(
         go.Scatter(
             x=x[keep],
-            y=result[f"{prefix}_loss"].values[keep],
+            y=y[keep],
             mode="lines+markers" if prefix == "frame" else "lines",
-            line={"color": color, "width": 2.5 if prefix == "frame" else 1.5},
-            name="model (all clips)",
+            line={"color": _COLORS["model"], "width": 3 if prefix == "frame" else 1.8},
+            name=f"model ({n_eval} evaluation clips)" if same and n_eval else "model",
             legendgroup="model",
             showlegend=row == 1,
             hovertemplate=f"{prefix} %{{x}}<br>model %{{y:.3f}} nats<extra></extra>",
@@ -92,9 +100,7 @@ def _add_baselines(fig: go.Figure, result: xr.Dataset, prefix: str, x: np.ndarra
                 y=y[keep],
                 mode="lines",
                 line={"color": _COLORS[name], "dash": _DASH[name], "width": 1.5},
-                name=f"{name} (held-out clips)"
-                if "held out" in str(result.attrs.get("baseline_fit"))
-                else name,
+                name=_baseline_name(name, result.attrs),
                 legendgroup=name,
                 showlegend=row == 1,
                 hovertemplate=hover,
@@ -103,6 +109,29 @@ def _add_baselines(fig: go.Figure, result: xr.Dataset, prefix: str, x: np.ndarra
             row=row,
             col=1,
         )
+
+
+def _baseline_name(name: str, attrs: dict) -> str:
+    fit, n_fit = str(attrs.get("baseline_fit", "")), attrs.get("fit_clips")
+    if "held out" in fit and n_fit:
+        return f"{name} (fitted on {n_fit} other clips)"
+    return f"{name} (fitted in-sample)" if fit else name
+
+
+def _frame_labels(fig: go.Figure, frames: np.ndarray, positions: np.ndarray, pos_frame: np.ndarray) -> None:
+    """Dotted lines where each frame starts in the position panel, and the frame's number above it."""
+    for f in frames:
+        where = positions[pos_frame == f]
+        if where.size == 0:
+            continue
+        if f != frames[0]:
+            fig.add_vline(
+                x=where[0] - 0.5, line={"color": "#999999", "width": 1, "dash": "dot"}, row=2, col=1
+            )
+        fig.add_annotation(
+            x=float(where.mean()), y=1.0, xref="x2", yref="y2 domain", yanchor="bottom", showarrow=False,
+            text=f"f{f}" if len(frames) > 12 else f"frame {f}", font={"size": 10, "color": "#555"},
+        )  # fmt: skip
 
 
 def redundancy_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
@@ -115,21 +144,19 @@ def redundancy_figure(result: xr.Dataset, title: str | None = None) -> go.Figure
     fig = make_subplots(
         rows=2,
         cols=1,
-        subplot_titles=("mean loss per frame", "mean loss per position (cf. Toto Fig. 10)"),
-        vertical_spacing=0.12,
+        subplot_titles=("mean loss per frame", "mean loss per token position (cf. Toto Fig. 10)"),
+        vertical_spacing=0.14,
     )
     frames = result["frame"].values
     positions = result["position"].values
     for prefix, x, row in (("frame", frames, 1), ("position", positions, 2)):
-        _add_model(fig, result, prefix, x, row)
         _add_baselines(fig, result, prefix, x, row)
-    pos_frame = result["pos_frame"].values
+        _add_model(fig, result, prefix, x, row)  # last: drawn on top of the baselines
     if len(frames) <= MAX_BOUNDARIES:
-        for f in frames[1:]:
-            start = positions[np.argmax(pos_frame == f)]
-            fig.add_vline(x=start - 0.5, line={"color": "#bbbbbb", "width": 1, "dash": "dot"}, row=2, col=1)
+        fig.layout.annotations[1].update(yshift=16)  # the panel's title, above the frame numbers
+        _frame_labels(fig, frames, positions, result["pos_frame"].values)
     fig.update_xaxes(title_text="frame", dtick=1 if len(frames) <= 32 else None, row=1, col=1)
-    fig.update_xaxes(title_text="position", row=2, col=1)
+    fig.update_xaxes(title_text="position in the sequence (f0, f1, …: frames)", row=2, col=1)
     fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
     fig.update_yaxes(title_text="loss (nats)", row=2, col=1)
     ratio = result.attrs.get("first_to_later_ratio")

@@ -248,6 +248,9 @@ def provenance(study: str, ds: Any = None, **options: Any) -> dict[str, Any]:
         source = ds.encoding.get("source") if hasattr(ds, "encoding") else None
         if source:
             attrs["cache"] = str(source)
+        from toto_lens.store.reader import store_identity  # the store: path, times, manifest digest
+
+        attrs.update({k: v for k, v in store_identity(ds).items() if v})
     return attrs
 
 
