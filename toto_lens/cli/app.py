@@ -132,9 +132,17 @@ def main(argv: list[str] | None = None) -> None:
         _say_line(f"{'' if rank == '0' else f'[rank {rank}] '}error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        note = f": {_interrupt_note[0]}" if _interrupt_note else ""
-        _say_line(f"interrupted{note}")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as e:  # typer turns Ctrl-C into exit code 130 itself (`Exit(130) from` the interrupt)
+        if e.code == 130 and isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt):
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    note = f": {_interrupt_note[0]}" if _interrupt_note else ""
+    _say_line(f"interrupted{note}")
+    sys.exit(130)
 
 
 OutOpt = Annotated[
