@@ -54,7 +54,7 @@ def test_a_sources_own_labels_reach_the_store_with_their_class_names(tmp_path):
     assert not {"digit", "motion", "object_position", "object"} & set(ds.variables), (
         "a store of another source must hold none of the bundled digits' labels"
     )
-    assert json.loads(json.dumps(ds.attrs["dataset"]))["name"] == "weather-val"
+    assert json.loads(ds.attrs["dataset"])["name"] == "weather-val", "structured attributes are JSON text"
 
 
 def test_a_clip_that_breaks_its_spec_is_refused():

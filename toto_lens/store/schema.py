@@ -26,6 +26,11 @@ DTYPES = ("float16", "float32")
 PER_CLIP_CHUNKS = ("acts_token", "attn_pattern")
 # coordinates that are not dimensions: xarray finds them through each data variable's `coordinates`
 STATIC_COORDS = ("depth", "pos_frame", "row", "col")
+# How close two extractions of the same clips with the same request are guaranteed to be, per storage
+# dtype, as numpy's (rtol, atol): docs/cache-schema.md, "Reproducibility". On one CPU machine they were
+# bitwise equal (1 or 2 threads, idle or loaded); the bound covers BLAS kernels that split work by thread
+# count or load, and GPUs, where a resumed store may mix batches computed either way.
+REPRODUCIBLE = {"float32": (1e-5, 1e-6), "float16": (1e-3, 1e-4)}
 ZSTD_LEVEL = 0  # zarr's default compression; the checksum comes after it, over the compressed bytes
 
 
