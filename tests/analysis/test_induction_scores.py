@@ -112,9 +112,9 @@ def test_heatmap_marks_heads_above_threshold_and_emergence_needs_checkpoints():
         induction_emergence_figure(one)
     stacked = stack_checkpoints([one, fake_scores((0, 0), "b", 50)])
     emergence = induction_emergence_figure(stacked)
-    best = next(t for t in emergence.data if t.name.startswith("prefix"))
+    best = next(t for t in emergence.data if t.name.startswith("induction (random"))
     assert list(best.x) == [5, 50] and best.y[0] == pytest.approx(0.9), "x should be the training step"
-    assert induction_heatmap_figure(stacked).layout.title.text.startswith("Head scores of b")
+    assert induction_heatmap_figure(stacked, checkpoint="b").layout.title.text.startswith("Head scores of b")
 
 
 def test_frame_induction_targets_are_the_previous_frame_copy_source():

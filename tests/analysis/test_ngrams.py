@@ -159,6 +159,14 @@ def test_rank_figure_one_log_line_per_tokenizer():
     assert len(summary.data) == 4, "entropy and coverage bars for each of the two tokenizers"
 
 
+def test_the_ngram_pass_reports_each_length_it_counts():
+    events = []
+    ngram_stats(np.arange(8).reshape(2, 2, 2), 8, ns=(1, 2), name="t", progress=events.append)
+    assert [(e.task, e.done, e.total, e.info["n"]) for e in events] == [
+        ("n-grams t", 1, 2, 1), ("n-grams t", 2, 2, 2)
+    ], events  # fmt: skip
+
+
 def test_write_figure_self_contained_atomic_and_strict(tmp_path, monkeypatch):
     fig = ngram_rank_figure(ngram_stats(np.arange(8).reshape(2, 2, 2), 8, ns=(1,), name="t"), n=1)
     html = write_figure(fig, tmp_path / "out" / "fig.html")

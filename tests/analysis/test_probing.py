@@ -178,6 +178,23 @@ def test_attention_mlp_and_per_frame_tasks_run():
     assert float(score.sel(probe="linear", layer=2)) > 0.8, "per-frame features of layer 2 carry frame_digit"
 
 
+def test_every_probe_fit_reports_its_progress_to_the_end():
+    """A user waiting on attention probes sees each epoch of each seed; linear probes each batched fit."""
+    events = []
+    cfg = AttentionConfig(heads=2, epochs=3, lrs=(1e-3, 1e-2))
+    probe_layers(make_cache(n_clips=60, layers=(0, 2), d=8), ("digit",), ("linear", "attention"),
+                 seeds=(0, 1), attention=cfg, progress=events.append)  # fmt: skip
+    by_task = {}
+    for e in events:
+        by_task.setdefault(e.task, []).append((e.done, e.total, e.unit))
+    attention = by_task["probe digit/attention"]
+    # 2 seeds × (inner fold that picks the learning rate + refit) × 3 epochs
+    assert [d for d, _, _ in attention] == list(range(13)) and {t for _, t, _ in attention} == {12}, attention
+    assert {u for _, _, u in attention} == {"epochs"}
+    assert by_task["probe digit/linear"] == [(0, 2, "fits"), (1, 2, "fits"), (2, 2, "fits")], by_task
+    assert by_task["probe"][-1][:2] == (2, 2), "and the curves as a whole"
+
+
 def test_regression_recovers_a_planted_linear_signal():
     """acts_pooled of layer 1 is a linear map of the mean position and velocity: R² near 1 there."""
     ds = make_cache(n_clips=200, layers=(0, 1), n_blocks=1, signal_layer=1, strength=0.0, d=12)

@@ -189,18 +189,35 @@ def test_lazy_dask_cache_and_json_model_config_give_the_same_result():
 def test_figure_draws_model_band_and_each_baseline():
     fig = redundancy_figure(redundancy(make_cache(np.random.default_rng(0).integers(0, 5, (6, 3, 2, 2)))))
     names = " ".join(t.name or "" for t in fig.data)
-    for label in ("model (all clips)", "25-75%", "copy", "unigram", "bigram"):
+    for label in (
+        "model (3 evaluation clips)",
+        "25-75% of 6 clips",
+        "copy (fitted on 3 other",
+        "unigram",
+        "bigram",
+    ):
         assert label in names, f"the figure lacks {label!r}: {names}"
+    assert fig.data[-1].name.startswith("model ("), "the model is drawn last, on top of the baselines"
+    result = redundancy(make_cache(np.random.default_rng(0).integers(0, 5, (6, 3, 2, 2))))
+    same = result["position_predictor_loss"].sel(predictor="model").values
+    line = fig.data[-1]
+    assert np.allclose(line.y, same[np.isfinite(same)]), "the model's line is on the baselines' clips"
+    labels = [a.text for a in fig.layout.annotations if a.text.startswith("frame ")]
+    assert labels == ["frame 0", "frame 1", "frame 2"], f"each frame named in the position panel: {labels}"
     with pytest.raises(FigureError, match="redundancy"):
         redundancy_figure(xr.Dataset())
 
 
 def test_cli_writes_figure_and_numbers(capsys, tmp_path):
-    from toto_lens.store import SCHEMA_VERSION
+    from extract_helpers import make_checkpoint
 
-    ds = make_cache(np.random.default_rng(0).integers(0, 5, (6, 3, 2, 2)))
+    from toto_lens.run import extract
+    from toto_lens.store import open_cache
+
+    make_checkpoint("tiny")
     store = tmp_path / "cache.zarr"
-    ds.assign_attrs(schema_version=SCHEMA_VERSION, complete=True).to_zarr(store, consolidated=False)
+    extract("tiny", clips=6, batch_size=6, acts=("pooled",), out=store)
+    ds = open_cache(path=store)
     code, out, err = run_cli(
         capsys,
         "redundancy",

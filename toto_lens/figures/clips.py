@@ -127,8 +127,9 @@ def preview_figure(clips: list[Clip], zoom: int = 2):
     return fig
 
 
-def write_preview(clips: list[Clip], path: str | os.PathLike) -> Path:
-    """Write clips to .png (all frames), .gif (animated, one frame at a time) or .html (plotly)."""
+def write_preview(clips: list[Clip], path: str | os.PathLike, command: str | None = None) -> Path:
+    """Write clips to .png (all frames), .gif (animated, one frame at a time) or .html (plotly: a page
+    with its title, the clips it shows and, when given, the `command` that writes it again)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PREVIEW_SUFFIXES:
@@ -145,5 +146,12 @@ def write_preview(clips: list[Clip], path: str | os.PathLike) -> Path:
             images = [preview_image(clips, zoom=4, frames=slice(t, t + 1)) for t in range(n)]
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=250, loop=0)
         else:
-            preview_figure(clips).write_html(tmp, include_plotlyjs=True)
+            from toto_lens.figures import figure_title, html_page
+
+            fig = preview_figure(clips)
+            about = f"{len(clips)} clips: {'; '.join(clip_label(c) for c in clips[:4])}{' …' if len(clips) > 4 else ''}"
+            page = html_page(
+                [fig.to_html(full_html=False, include_plotlyjs=True)], figure_title(fig), about, command
+            )
+            tmp.write_text(page, encoding="utf-8")
     return path

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from toto_lens.progress import Progress, report
-from toto_lens.studies.base import Study, StudyError, Summary, fmt, open_study_cache, provenance
+from toto_lens.studies.base import (
+    Study,
+    StudyError,
+    Summary,
+    cache_args,
+    command_line,
+    fmt,
+    open_study_cache,
+    provenance,
+)
 
 TOP = 5  # heads per ranking in the summary
 _MEAN = ("own_frame_mass", "previous_frame_mass", "older_frames_mass", "sink_mass", "temporality")
@@ -80,6 +89,10 @@ def attention(
     result.attrs.update(clip=int(clip), layer=layer, head=int(head), query=list(q), query_position=position,
                         sink=sink, pattern_source=source, frame_mass_source=frame_source,
                         frame_mass_clips=int(frames_summary.attrs["clips"]))  # fmt: skip
+    result.attrs["command"] = command_line(
+        "attention", *cache_args(ckpt, cache, ds, dataset), "--clip", int(clip), "--layer", layer,
+        "--head", int(head), "--query", ",".join(map(str, q)),
+    )  # fmt: skip
     title = (
         f"{ck.name}, clip {clip}, layer {layer} head {head}: query (frame {q[0]}, row {q[1]}, col {q[2]}), "
         f"start-token (sink) mass {sink:.3f}<br><sup>over each frame: its share of the weight; dimmed: "

@@ -51,6 +51,7 @@ def probing(
     from toto_lens.analysis.attention_probes import AttentionConfig
     from toto_lens.analysis.probing import probe_layers
     from toto_lens.figures.probing import probing_figure
+    from toto_lens.io import dict_attr
     from toto_lens.run.layers import parse_layers
 
     many = isinstance(ckpt, list | tuple)
@@ -63,7 +64,7 @@ def probing(
     for ds in caches:
         layer_list = None
         if not (isinstance(layers, str) and layers.strip() == "all"):
-            layer_list = parse_layers(layers, int(ds.attrs["model_config"]["n_layers"]))
+            layer_list = parse_layers(layers, int(dict_attr(ds.attrs, "model_config")["n_layers"]))
         result = probe_layers(
             ds, tasks=task_list, probes=probe_list, seeds=seed_values, layers=layer_list,
             attention=AttentionConfig(epochs=epochs), progress=progress,
