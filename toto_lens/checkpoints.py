@@ -330,12 +330,10 @@ def init_checkpoint(
     A variant records what `extract` needs, so that `extract --ckpt NAME` runs as it is: the data
     (default: the trainer's mix, `DEFAULT_DATA`) and a tokenizer (default: `variant_tokenizer`, a random
     codebook fitted in seconds; a name or folder as `load_tokenizer` takes; "none" records none). Every
-    argument is checked before the tokenizer is fitted and the weights are drawn.
+    argument is checked before the tokenizer is fitted and the weights are drawn (and before torch is
+    imported).
     """
-    import torch
-
     from toto_lens.io import check_writable
-    from toto_lens.model import Toto
 
     if (model is None) == (like is None):
         raise ConfigError("give either a model variant (--model) or a checkpoint to mirror (--like)")
@@ -362,6 +360,10 @@ def init_checkpoint(
         tok_spec, tok_state, data = _variant_inputs(config, tokenizer, data, trust_code, progress)
         if data is not None:
             training["config"] = {"data": data, "data_seed": 0}
+    import torch
+
+    from toto_lens.model import Toto
+
     torch.manual_seed(seed)
     return save_checkpoint(
         Toto(config), path, tokenizer=tok_spec, tokenizer_state=tok_state, training=training,
