@@ -299,14 +299,26 @@ def _local_store_class():
 
     class CheckedStore(LocalStore):
         """A zarr `LocalStore` that checks each chunk's checksum as it is read and names a bad chunk
-        (array, key, clips) in a `ChunkError`, instead of the codec's anonymous ValueError."""
+        (array, key, clips) in a `ChunkError`, instead of the codec's anonymous ValueError. Only the
+        chunks of arrays whose last codec is `crc32c` are checked."""
 
         async def get(self, key, prototype=None, byte_range=None):
             buf = await super().get(key, prototype, byte_range)
             chunk = buf is not None and byte_range is None and not key.endswith("zarr.json")
-            if chunk and not checksum_ok(buf.as_numpy_array()):
+            if chunk and self._has_crc(key) and not checksum_ok(buf.as_numpy_array()):
                 raise ChunkError(corrupt_message(Path(self.root), key))
             return buf
+
+        def _has_crc(self, key: str) -> bool:
+            name = key.split("/c/")[0] if "/c/" in key else key.rsplit("/", 1)[0]
+            known = self.__dict__.setdefault("_crc", {})
+            if name not in known:
+                try:
+                    meta = json.loads((Path(self.root) / name / "zarr.json").read_text())
+                    known[name] = (meta.get("codecs") or [{}])[-1].get("name") == "crc32c"
+                except (OSError, ValueError, AttributeError):
+                    known[name] = False
+            return known[name]
 
     return CheckedStore
 
