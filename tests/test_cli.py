@@ -12,6 +12,7 @@ from helpers import run_cli
 
 from toto_lens.checkpoints import CONFIG, WEIGHTS
 from toto_lens.config import variants
+from toto_lens.io import dict_attr
 
 EXE = Path(sys.executable).with_name("toto-lens")
 
@@ -171,7 +172,7 @@ def test_init_like_mirrors_a_checkpoint_with_fresh_weights(capsys):
     weights = base.model.state_dict()
     assert any(not torch.equal(weights[k], v) for k, v in run.model.state_dict().items()), "weights are fresh"
     assert run_cli(capsys, "extract", "--ckpt", "run-init", "--clips", "4", "--batch-size", "4")[0] == 0
-    assert open_cache("run-init").attrs["dataset"]["source"] == "moving-digits"
+    assert dict_attr(open_cache("run-init").attrs, "dataset")["source"] == "moving-digits"
 
 
 def test_init_needs_exactly_one_of_model_and_like(capsys):
