@@ -13,6 +13,7 @@ from helpers import reference_patterns, run_cli
 from toto_lens import load_checkpoint, open_cache, studies
 from toto_lens.analysis.attention import attention_distances, frame_mass, frame_mass_summary, query_map
 from toto_lens.data.layout import layout_of
+from toto_lens.io import dict_attr
 from toto_lens.run import extract
 from toto_lens.studies.base import StudyError
 
@@ -30,7 +31,7 @@ def reference(store, clip):
     """(every block's pattern (H, T, T) of one clip, recomputed by hand; the clip's tokens; its layout)."""
     ds = open_cache(path=store[1])
     tokens = ds["tokens"].sel(clip=clip).values.astype(np.int64)
-    model = load_checkpoint(ds.attrs["checkpoint"]["path"]).model
+    model = load_checkpoint(dict_attr(ds.attrs, "checkpoint")["path"]).model
     with torch.no_grad():
         patterns, _ = reference_patterns(model, torch.as_tensor(tokens)[None])
     return [p[0].numpy() for p in patterns], tokens, layout_of(ds)

@@ -118,3 +118,23 @@ def test_ngrams_study_counts_what_the_analysis_counts():
     assert len(study.figures) == 3, "a rank figure per n and the summary figure"
     with pytest.raises(StudyError, match="at least 16"):
         studies.ngrams("kmeans-64", frames=4)
+
+
+def test_probing_several_checkpoints_draws_the_untrained_copy_beside_the_model(tiny_store, capsys, tmp_path):
+    from toto_lens.checkpoints import init_checkpoint
+
+    init_checkpoint("tiny-untrained", like="tiny", seed=1)
+    extract("tiny-untrained", clips=40, batch_size=20, acts=("pooled", "frame"))
+    code, out, err = run_cli(capsys, "probe", "--ckpt", "tiny", "--ckpt", "tiny-untrained", "--task", "motion",
+                             "--seeds", "2", "--out", str(tmp_path / "p.nc"), "--json")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [r["checkpoint"] for r in rows] == ["tiny", "tiny-untrained"], rows
+    assert all(r["n_train"] + r["n_val"] == 40 for r in rows), "the clips each probe used are reported"
+    saved = xr.open_dataset(tmp_path / "p.nc")
+    alone = studies.probing("tiny-untrained", tasks="motion", seeds=2).result
+    got = saved["val_score"].sel(checkpoint="tiny-untrained", drop=True)
+    xr.testing.assert_allclose(got, alone["val_score"].astype(got.dtype))
+    page = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "toto-lens probe --ckpt tiny --ckpt tiny-untrained --task motion" in page, "the command to redo it"
+    assert "<title>Layer probing of tiny, tiny-untrained" in page
