@@ -85,18 +85,16 @@ untrained.summary
 # %% [markdown]
 # ## Side by side
 #
-# Both models' curves in the same panels: each probe is named after its model.
+# Both models' curves in the same panels: the trained model solid, its untrained copy dashed (what
+# `studies.probing([checkpoint, baseline], …)` and `toto-lens probe --ckpt A --ckpt B` draw).
 
 # %%
 both = xr.concat(
-    [
-        study.result.assign_coords(probe=[f"{p} · {name}" for p in study.result["probe"].values])
-        for study, name in ((trained, checkpoint), (untrained, "untrained"))
-    ],
-    dim="probe",
-    data_vars="minimal",
-    coords="minimal",
-    compat="override",
+    [trained.result, untrained.result],
+    dim=xr.Variable("checkpoint", [checkpoint, baseline]),
+    coords="different",
+    compat="equals",
+    combine_attrs="drop_conflicts",
 )
 probing_figure(both, title=f"Layer probing: {checkpoint} against its untrained copy (cf. Toto Fig. 9)")
 
