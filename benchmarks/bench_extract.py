@@ -22,7 +22,16 @@ other processes, which only ever adds time, touches every job alike. Printed: th
 extract / plain; the peak memory of extract at N and 10·N clips and its ratio; tl-style against extract
 in time and in peak memory; the two ways to `--attn frame` against each other and against no attention.
 
+With `--integrity` it measures instead what chunk integrity costs (cache schema 2), side by side in
+one run: `extract` as it is (crc32c after Zstd on every chunk, fill-only chunks written, the manifest
+with its checksum digest at finish) against `extract-nocheck`, the same code with those three switched
+off (Zstd alone, zarr's default of skipping fill-only chunks, no manifest), both with per-token
+activations so that I/O weighs as much as it can; then opening the store (`open_cache`: the manifest
+checked by a listing) against `xarray.open_zarr`, and reading every variable through the checking store
+against plain zarr.
+
 Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 16] [--batch 8] [--rounds 2]
+       python benchmarks/bench_extract.py --integrity [--model toto-small] [--clips 32] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -66,6 +75,13 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
     from toto_lens.run import extract
     from toto_lens.tokenizers import tokenizer_from_spec
 
+    if mode in ("extract-checked", "extract-nocheck"):
+        if mode == "extract-nocheck":
+            without_integrity()
+        t0 = time.perf_counter()
+        r = extract(ckpt, clips=clips, batch_size=batch, out=out, acts=("pooled", "frame", "token"),
+                    overwrite=True)  # fmt: skip
+        return {"seconds": r.seconds, "total": time.perf_counter() - t0, "bytes": r.bytes}
     if mode in ("extract", "attn-frame", "attn-eager"):
         attn = {"extract": (), "attn-frame": ("frame",), "attn-eager": ("frame", "pattern")}[mode]
         t0 = time.perf_counter()
@@ -123,6 +139,86 @@ def child(mode: str, ckpt: str, clips: int, batch: int, out: str) -> dict:
     return {"seconds": time.perf_counter() - t0, "held_gb": resid.numel() * 4 / 1e9}
 
 
+def without_integrity() -> None:
+    """The extractor as it was before chunk integrity: Zstd alone, fill-only chunks skipped, no manifest."""
+    from zarr.codecs import ZstdCodec
+
+    import toto_lens.run.extractor as extractor
+    import toto_lens.store.integrity as integrity
+    import toto_lens.store.writer as writer
+
+    def plain(path, read_only=True):  # zarr's own store: no checksum checked on read
+        from zarr.storage import LocalStore
+
+        return LocalStore(str(path), read_only=read_only)
+
+    integrity.checked_store = extractor.checked_store = plain
+    writer.compressors = lambda: [ZstdCodec(level=0)]
+    writer.WRITE_CONFIG.clear()  # zarr's default: write_empty_chunks=False
+
+    def finish(group, path):
+        group.attrs.update({"complete": True, "finished": writer.now()})
+
+    extractor.finish = finish
+
+
+def best_of(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def integrity(a) -> None:
+    import xarray as xr
+
+    from toto_lens import open_cache
+    from toto_lens.store.integrity import store_attrs
+    from toto_lens.store.reader import check_manifest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = make_checkpoint(tmp, a.model)
+        print(
+            f"{a.model}, {a.clips} clips, batch {a.batch}, acts pooled,frame,token, threads {os.cpu_count()}"
+        )
+        r: dict[str, dict] = {}
+        for _ in range(a.rounds):
+            for m in ("extract-checked", "extract-nocheck"):
+                new = run(m, ckpt, a.clips, a.batch, tmp / f"{m}.zarr")
+                if m not in r or new["seconds"] < r[m]["seconds"]:
+                    r[m] = new
+        checked, plain = tmp / "extract-checked.zarr", tmp / "extract-nocheck.zarr"
+
+        def before(path):  # what open_cache did without integrity: open, load the small coordinates
+            ds = xr.open_zarr(path, consolidated=False)
+            return ds.assign_coords({k: ds[k].load() for k in ds.coords if k not in ds.indexes})
+
+        opened, read = {"checked": [], "plain": []}, {"checked": [], "plain": []}
+        for _ in range(5):  # interleaved, best of each
+            opened["checked"].append(best_of(lambda: open_cache(path=checked), 1))
+            opened["plain"].append(best_of(lambda: before(plain), 1))
+            read["checked"].append(best_of(lambda: open_cache(path=checked).load(), 1))
+            read["plain"].append(best_of(lambda: before(plain).load(), 1))
+        manifest = best_of(lambda: check_manifest(checked, store_attrs(checked)), 20)
+        opened = {k: min(v) for k, v in opened.items()}
+        read = {k: min(v) for k, v in read.items()}
+    a_, b_ = r["extract-checked"], r["extract-nocheck"]
+    print(f"{'job':<18}{'loop s':>8}{'total s':>9}{'store MB':>10}{'peak MB':>9}")
+    for m, v in r.items():
+        print(f"{m:<18}{v['seconds']:>8.2f}{v['total']:>9.2f}{v['bytes'] / 1e6:>10.1f}{v['peak_mb']:>9.0f}")
+    print(f"extract with / without integrity: loop {a_['seconds'] / b_['seconds']:.3f}×, "
+          f"total (with finish and manifest) {a_['total'] / b_['total']:.3f}×, "
+          f"store size {a_['bytes'] / b_['bytes']:.3f}×")  # fmt: skip
+    print(f"open: open_cache {opened['checked'] * 1e3:.1f} ms vs the same without integrity "
+          f"{opened['plain'] * 1e3:.1f} ms ({opened['checked'] / opened['plain']:.2f}×); the manifest check "
+          f"alone {manifest * 1e3:.2f} ms")  # fmt: skip
+    print(f"read every variable: through the checking store {read['checked']:.3f} s vs plain zarr without "
+          f"checksums {read['plain']:.3f} s ({read['checked'] / read['plain']:.2f}×)")  # fmt: skip
+
+
 def run(mode: str, ckpt: Path, clips: int, batch: int, out: Path) -> dict:
     cmd = [sys.executable, str(HERE), "--child", mode, "--ckpt", str(ckpt), "--clips", str(clips),
            "--batch", str(batch), "--out", str(out)]  # fmt: skip
@@ -143,9 +239,13 @@ def main() -> None:
     p.add_argument("--child")
     p.add_argument("--ckpt")
     p.add_argument("--out")
+    p.add_argument("--integrity", action="store_true", help="the cost of checksums and the manifest")
     a = p.parse_args()
     if a.child:
         print(json.dumps(child(a.child, a.ckpt, a.clips, a.batch, a.out)))
+        return
+    if a.integrity:
+        integrity(a)
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
