@@ -95,3 +95,14 @@ def test_bad_ngram_options_fail_within_seconds_before_any_tokenizer_is_fitted(tm
     assert code == 2 and err.startswith("error: ") and words in err, err
     assert took < 3, f"failed only after {took:.1f} s"
     assert not (cache_root() / "tokenizers" / "kmeans-48").exists(), "no tokenizer was fitted"
+
+
+def test_an_ngram_longer_than_a_frame_fails_before_the_frames_are_tokenized(tmp_path, capsys):
+    from toto_lens.tokenizers import load_tokenizer
+
+    rows, cols = load_tokenizer("kmeans-64").grid
+    started = time.perf_counter()
+    code, _, err = run_cli(capsys, "ngrams", "--tokenizer", "kmeans-64", "--n", str(rows * cols + 1),
+                           "--out", str(tmp_path / "n.html"))  # fmt: skip
+    assert code == 2 and f"n ≤ {rows * cols}" in err, err
+    assert time.perf_counter() - started < 3, "10,000 frames were tokenized first"

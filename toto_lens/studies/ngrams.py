@@ -39,6 +39,13 @@ def ngrams(
     source = open_source(data, split=split, n_clips=-(-frames // 16))
     # every name checked before any frame is drawn
     toks = [load_tokenizer(t, trust_code=trust_code) for t in items]
+    for tok, name in zip(toks, items, strict=True):  # before tokenizing thousands of frames
+        rows, cols = tok.grid
+        if ns[-1] > rows * cols:
+            raise StudyError(
+                f"--n {ns[-1]}: n-grams are counted inside one frame, and {tok.name or name} makes "
+                f"{rows * cols} tokens a frame ({rows}×{cols}); use n ≤ {rows * cols}"
+            )
     images = stack_frames(source)[:frames]
     stats = []
     for i, (tok, name) in enumerate(zip(toks, items, strict=True)):
