@@ -81,10 +81,10 @@ def write_figure(
 
 
 def figure_title(fig: Any) -> str:
-    """A figure's title as plain text (plotly titles may hold <br>, <sup> and other tags)."""
+    """A figure's title as plain text: its first line, tags removed (plotly titles may hold <sup>, …)."""
     import re
 
-    text = fig.layout.title.text or ""
+    text = re.split(r"<br\s*/?>", fig.layout.title.text or "")[0]
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()
 
 

@@ -74,6 +74,7 @@ class Study:
     result: Any  # xarray.Dataset
     figures: list[Any]  # plotly Figures, the main one first
     summary: Summary
+    title: str = ""  # the saved page's title; the main figure's title when empty
 
     @property
     def figure(self) -> Any:
@@ -112,8 +113,9 @@ class Study:
         written = {"data": write_result(self.result, data)}
         figures = self.figures if len(self.figures) > 1 else self.figure
         written["figure"] = write_figure(
-            figures, figure, source=describe(self.result.attrs), command=self.result.attrs.get("command")
-        )
+            figures, figure, title=self.title or None, source=describe(self.result.attrs),
+            command=self.result.attrs.get("command"),
+        )  # fmt: skip
         return written
 
     def _keep(self, data: str, figure: str) -> str:

@@ -61,7 +61,8 @@ def ngrams(
         "--split", split,
     )  # fmt: skip
     figures = [ngram_rank_figure(combined, n=k) for k in ns] + [ngram_summary_figure(combined)]
-    return Study("ngrams", combined, figures, ngram_summary(stats, ns, len(images), source.name, split))
+    summary = ngram_summary(stats, ns, len(images), source.name, split)
+    return Study("ngrams", combined, figures, summary, title=f"Token n-gram statistics: {summary.title}")
 
 
 def ngram_summary(stats: list[Any], ns: list[int], frames: int, source: str, split: str) -> Summary:
