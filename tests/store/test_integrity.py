@@ -12,6 +12,7 @@ from helpers import run_cli
 from toto_lens import open_cache
 from toto_lens.store import CacheError
 from toto_lens.store.integrity import ChunkError
+from toto_lens.store.schema import REPRODUCIBLE
 
 CLIPS, BATCH = 12, 4  # three batches; probing needs 10 labelled clips
 ARGS = ["--clips", str(CLIPS), "--batch-size", str(BATCH), "--acts", "pooled,frame", "--attn", "frame"]
@@ -60,7 +61,8 @@ def assert_same_values(path, values):
     for name, want in values.items():
         got = ds[name].values
         if got.dtype.kind == "f":  # docs/cache-schema.md: reproducible to this tolerance
-            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5, err_msg=f"{name} after repair")
+            rtol, atol = REPRODUCIBLE[str(got.dtype)]
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{name} after repair")
         else:
             np.testing.assert_array_equal(got, want, err_msg=f"{name} after repair")
 
