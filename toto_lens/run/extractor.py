@@ -47,9 +47,9 @@ from toto_lens.store.writer import (
     bytes_on_disk,
     done_batches,
     finish,
-    mark_incomplete,
     now,
     open_or_create,
+    redo_missing,
     schema_attrs,
     write_batch,
     write_coordinates,
@@ -342,7 +342,7 @@ def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
                 write_coordinates(group, coords)
                 group.attrs.update({"arrays_ready": True})
             else:
-                _redo_missing(group, plan, coords)
+                redo_missing(group, plan.path, coords)
         except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
             failure = e
     if info.active:
@@ -355,23 +355,6 @@ def _open_on_all_ranks(info, plan: ExtractPlan, attrs, overwrite: bool, layout):
     if group is None:
         group = zarr.open_group(store=checked_store(plan.path, read_only=False), mode="r+")
     return group
-
-
-def _redo_missing(group, plan: ExtractPlan, coords) -> None:
-    """On resume (rank 0): batches marked complete whose chunks are not all on disk are marked to be
-    extracted again, and missing coordinate chunks are written again (a listing; no chunk is read)."""
-    from toto_lens.store import integrity
-
-    meta = integrity.array_meta(plan.path)
-    arrays = integrity.expected(meta, dict(group.attrs))
-    complete = group["complete"][:]
-    lost = integrity.missing(plan.path, arrays, integrity.done_clip_chunks(meta, complete))
-    static = [name for name in lost if name in coords]
-    if static:
-        write_coordinates(group, {name: coords[name] for name in static})
-    clips = sorted({c for name in lost for c in integrity.clips_of_keys(meta.get(name), lost[name])})
-    if clips or (static and group.attrs.get("complete")):
-        mark_incomplete(group, clips)
 
 
 class _Kept:

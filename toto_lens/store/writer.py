@@ -201,6 +201,23 @@ def mark_incomplete(group: Any, clips: list[int] | np.ndarray) -> None:
     group.attrs.update({"complete": False})
 
 
+def redo_missing(group: Any, path: Path, coords: dict[str, tuple[tuple[str, ...], np.ndarray]]) -> None:
+    """Before a store is continued: the clips marked complete whose chunk files are not all there are
+    marked to be extracted again, and missing coordinate chunks (`coords`: the static coordinates) are
+    written again. A listing (`integrity.missing`); no chunk is read."""
+    from toto_lens.store import integrity
+
+    meta = integrity.array_meta(path)
+    arrays = integrity.expected(meta, dict(group.attrs))
+    lost = integrity.missing(path, arrays, integrity.done_clip_chunks(meta, group["complete"][:]))
+    static = [name for name in lost if name in coords]
+    if static:
+        write_coordinates(group, {name: coords[name] for name in static})
+    clips = sorted({c for name in lost for c in integrity.clips_of_keys(meta.get(name), lost[name])})
+    if clips or (static and group.attrs.get("complete")):
+        mark_incomplete(group, clips)
+
+
 def done_batches(group: Any, batch: int) -> np.ndarray:
     """(n_batches,) bool: batches whose clips are all marked complete."""
     complete = group["complete"][:]  # a corrupt chunk: integrity.ChunkError, one line
