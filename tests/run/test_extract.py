@@ -286,9 +286,11 @@ def test_cheap_checks_come_before_fitting_a_named_tokenizer(capsys):
         assert code == 2 and words in err, err
     code, _, err = run_cli(capsys, "extract", "--ckpt", "ex", "--clips", "2", "--tokenizer", "kmeans-999")
     assert code == 2 and "999 codes" in err, err
-    assert not (tokenizers_dir() / "kmeans-37").exists() and not (tokenizers_dir() / "kmeans-999").exists(), (
-        "a tokenizer was fitted before the cheap checks refused the run"
-    )
+    # 1×1 patches: 32×32 tokens a frame, far beyond the context; the grid comes from the name's -p1
+    code, _, err = run_cli(capsys, "extract", "--ckpt", "ex", "--clips", "2", "--tokenizer", "random-64-p1")
+    assert code == 2 and "do not fit the model's context" in err, err
+    fitted = [n for n in ("kmeans-37", "kmeans-999", "random-64-p1") if (tokenizers_dir() / n).exists()]
+    assert not fitted, f"{fitted} fitted before the cheap checks refused the run"
 
 
 def test_an_unwritable_out_is_one_line_before_any_work(tmp_path):

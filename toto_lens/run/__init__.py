@@ -21,7 +21,7 @@ _EXPORTS = {
     "parse_layers": "toto_lens.run.layers",
     "LayerSpecError": "toto_lens.run.layers",
     "extract": "toto_lens.run.extractor",
-    "ExtractPlan": "toto_lens.run.extractor",
+    "ExtractPlan": "toto_lens.run.plan",
     "ExtractResult": "toto_lens.run.extractor",
     "ExtractError": "toto_lens.store.writer",
     "induction_scores": "toto_lens.run.induction",
@@ -43,7 +43,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from toto_lens.run.extractor import ExtractPlan, ExtractResult, extract
+    from toto_lens.run.extractor import ExtractResult, extract
+    from toto_lens.run.plan import ExtractPlan
     from toto_lens.run.hooks import HookError, capture, hook_points
     from toto_lens.run.induction import induction_across_checkpoints, induction_scores
     from toto_lens.run.layers import LayerSpecError, parse_layers

@@ -25,20 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from toto_lens.errors import ConfigError
 from toto_lens.io import human_bytes
 from toto_lens.progress import Progress, report, say
-from toto_lens.run.layers import parse_layers
+from toto_lens.run.plan import ExtractPlan, prepare
 from toto_lens.store.integrity import checked_store
 from toto_lens.store.schema import (
-    ExtractRequest,
-    Shape,
     clip_labels,
-    data_variables,
-    label_variables,
     static_coordinates,
     used_dims,
-    with_kind,
 )
 from toto_lens.store.writer import (
     ExtractError,
@@ -47,34 +41,13 @@ from toto_lens.store.writer import (
     bytes_on_disk,
     done_batches,
     finish,
-    now,
     open_or_create,
     redo_missing,
-    schema_attrs,
     write_batch,
     write_coordinates,
 )
 
-DEFAULT_CLIPS = 512
 QUEUE_BATCHES = 2  # batches waiting for the writer: bounds memory, still overlaps compute and I/O
-
-
-@dataclass
-class ExtractPlan:
-    """Everything decided before the first forward pass; a dry run prints it and stops."""
-
-    path: Path
-    dataset: str
-    shape: Shape
-    request: ExtractRequest
-    variables: list  # VarSpec of data variables and labels
-
-    def sizes(self) -> dict[str, int]:
-        return {v.name: v.nbytes(self.shape) for v in self.variables}
-
-    @property
-    def n_batches(self) -> int:
-        return -(-self.shape.clip // self.request.batch_size)
 
 
 @dataclass
@@ -86,149 +59,6 @@ class ExtractResult:
     seconds: float
     bytes: int
     complete: bool
-
-
-def prepare(
-    ckpt,
-    *,
-    data: str | None,
-    split: str,
-    clips: int | None,
-    batch_size: int,
-    out: str | os.PathLike | None,
-    layers: str,
-    acts: tuple[str, ...],
-    token_clips: int | None,
-    attn: tuple[str, ...],
-    pattern_clips: int,
-    dtype: str,
-    tokenizer: str | None = None,
-):
-    """(plan, source, tokenizer, layout, attrs) for a loaded checkpoint; touches no store.
-
-    Every check that costs nothing (a tokenizer at all, the data source and its clips, the layers and
-    options, the tokenizer's size and the layout against the model, from the tokenizer's name or spec)
-    comes before building the tokenizer, which for a named one not fitted yet takes minutes."""
-    from toto_lens.checkpoints import training_data
-    from toto_lens.data import open_source
-    from toto_lens.data.labels import label_sizes
-    from toto_lens.paths import cache_root
-    from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
-
-    if tokenizer is None and not ckpt.tokenizer:
-        raise ConfigError(
-            "this checkpoint records no tokenizer; name one with --tokenizer (e.g. kmeans-512), or make "
-            "an untrained baseline with `toto-lens init --like RUN`, which records the run's"
-        )
-    source_name, seed = (data, 0) if data else training_data(ckpt.training)
-    if data and ckpt.training.get("config"):
-        seed = int(ckpt.training["config"].get("data_seed", 0))
-    n = DEFAULT_CLIPS if clips is None else clips
-    if n <= 0:
-        raise ConfigError(f"--clips must be positive, got {n}")
-    source = open_source(source_name, split=split, n_clips=n, seed=seed)
-    n = min(n, len(source))
-    first = source[0]
-    request = ExtractRequest(
-        layers=tuple(parse_layers(layers, ckpt.config.n_layers)),
-        acts=tuple(acts),
-        attn=tuple(attn),
-        token_clips=n if token_clips is None else min(token_clips, n),
-        pattern_clips=min(pattern_clips, n) if "pattern" in attn else 0,
-        dtype=dtype,
-        batch_size=batch_size,
-    )
-    expected = _tokenizer_facts(tokenizer, ckpt.tokenizer, first.frames.shape[1:3])
-    if expected is not None:  # the same checks as below, before a fit that may take minutes
-        _check_fit(ckpt.config, first.num_frames, *expected)
-    if tokenizer is not None:
-        tok = load_tokenizer(tokenizer, trust_code=getattr(ckpt, "trust_code", False))
-    else:
-        tok = tokenizer_from_spec(
-            ckpt.tokenizer, ckpt.tokenizer_state, trust_code=getattr(ckpt, "trust_code", False)
-        )
-    layout = _check_fit(ckpt.config, first.num_frames, tok.vocab_size, tuple(tok.grid))
-    labels = with_kind(tuple(getattr(source, "label_spec", ())))
-    sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)
-    shape = Shape(
-        clip=n,
-        layers=request.layers,
-        n_blocks=ckpt.config.n_layers,
-        frames=layout.frames,
-        rows=layout.rows,
-        cols=layout.cols,
-        feature=ckpt.config.dim,
-        head=ckpt.config.n_heads,
-        image=tuple(first.frames.shape[1:]),
-        labels=labels,
-        label_sizes=tuple(sizes.items()),
-    )
-    name = getattr(source, "name", str(source_name))
-    dataset = f"{name}-{split}"
-    path = Path(out) if out else cache_root() / ckpt.name / f"{dataset}.zarr"
-    variables = data_variables(request, n, labels) + label_variables(shape)
-    attrs = schema_attrs(
-        checkpoint={"name": ckpt.name, "path": str(ckpt.path), "sha256": ckpt.sha256},
-        model_config=ckpt.config.to_dict(),
-        tokenizer=tok.spec,
-        dataset={
-            "name": dataset,
-            "source": name,
-            "split": split,
-            "clips": n,
-            "seed": seed,
-            "spec": source.spec,
-        },
-        layout={"frames": layout.frames, "rows": layout.rows, "cols": layout.cols, "length": layout.length},
-        request=request.to_dict(),
-        created=now(),
-    )
-    return ExtractPlan(path, dataset, shape, request, variables), source, tok, layout, attrs
-
-
-def _tokenizer_facts(name: str | None, spec: dict | None, image: tuple[int, ...]):
-    """(vocab size, grid) of a tokenizer known without building it: from a named fit's name (`kmeans-N`,
-    `random-N`: 4×4 patches of the source's frames), a tokenizer folder's spec, or the checkpoint's spec;
-    None when unknown (then only the built tokenizer is checked)."""
-    from toto_lens.tokenizers.named import NAME
-
-    if name is not None:
-        folder = Path(name).expanduser()
-        if (folder / "tokenizer.json").is_file():
-            try:
-                import json
-
-                spec = json.loads((folder / "tokenizer.json").read_text())
-            except (OSError, ValueError):
-                return None
-        elif (match := NAME.match(str(name))) and len(image) == 2:
-            return int(match["vocab"]), (image[0] // 4, image[1] // 4)
-        else:
-            return None
-    try:
-        patch = int(spec["patch"])
-        size = spec["image_size"]
-        return int(spec["vocab_size"]), (int(size[0]) // patch, int(size[1]) // patch)
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-
-
-def _check_fit(config, frames: int, vocab: int, grid: tuple[int, int]):
-    """The layout of `frames` frames of `grid` tokens, refused when the tokenizer or the clips do not fit
-    the model."""
-    from toto_lens.data import Layout
-
-    if vocab > config.num_codes:
-        raise ConfigError(
-            f"the tokenizer has {vocab} codes but the model's vocabulary holds "
-            f"{config.num_codes}; use the tokenizer it was trained with"
-        )
-    layout = Layout.for_model(frames, *grid, config)
-    if layout.length > config.context_length:
-        raise ConfigError(
-            f"clips of {layout.length} tokens do not fit the model's context of {config.context_length}"
-        )
-    return layout
 
 
 def extract(

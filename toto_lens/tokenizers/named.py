@@ -25,6 +25,7 @@ from toto_lens.tokenizers.registry import load_tokenizer_dir, save_tokenizer
 
 KINDS = {"kmeans": PatchKMeans, "random": RandomCodebook}
 NAME = re.compile(r"^(?P<kind>kmeans|random)-(?P<vocab>[0-9]+)(-p(?P<patch>[0-9]+))?$")
+DEFAULT_PATCH = 4  # a name without -pP fits 4×4 patches
 NAME_FORMS = "kmeans-N or random-N (N codes; -pP for P×P patches, e.g. random-8192-p2)"
 # Frames the named tokenizers fit on: videos and image sequences of the train split, 4,096 frames.
 FIT_VIDEO_CLIPS, FIT_IMAGE_CLIPS = 192, 64
@@ -96,7 +97,7 @@ def load_tokenizer(
     if is_bare_name(text) and (folder / "tokenizer.json").is_file() and not _stale(folder):
         return load_tokenizer_dir(folder, trust_code=trust_code)
     if match and fit_missing:
-        patch = int(match["patch"] or 4)
+        patch = int(match["patch"] or DEFAULT_PATCH)
         tok = fit_tokenizer(match["kind"], int(match["vocab"]), patch=patch, name=text, progress=progress)
         try:
             save_tokenizer(tok, folder, overwrite=folder.exists())
