@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from toto_lens.analysis.induction import SCORES, THRESHOLD
 from toto_lens.figures import FigureError
 
+MAX_TEXT_COLUMNS = 48
 _TITLES = {
     "prefix_matching": "induction (random tokens)",
     "repeated_clip": "induction (a clip played twice)",
@@ -24,6 +25,15 @@ _TITLES = {
     "previous_frame": "looks at the same place a frame ago",
     "previous_row": "looks at the row above",
     "induction_detector": "induction detector",
+}
+# The same on two lines, so that six panels side by side keep their titles apart.
+_PANEL = {
+    "prefix_matching": "induction<br>(random tokens)",
+    "repeated_clip": "induction<br>(a clip played twice)",
+    "frame_induction": "looks where the next<br>token was a frame ago",
+    "previous_frame": "looks at the same<br>place a frame ago",
+    "previous_row": "looks at<br>the row above",
+    "induction_detector": "induction<br>detector",
 }
 # What each score measures, under its panel title: the plain words a reader of the appendix needs.
 _MEANING = {
@@ -69,8 +79,9 @@ def induction_heatmap_figure(
         panels = [(scores.attrs.get("checkpoint"), scores)]
     top = colour_top(np.concatenate([p[k].values.ravel() for _, p in panels for k in names]), threshold)
     n_rows, n_layers = len(panels), max(p.sizes["layer"] for _, p in panels)
-    n_heads = max(p.sizes["head"] for _, p in panels)
-    titles = [f"<b>{_TITLES[k]}</b>" if r == 0 else "" for r in range(n_rows) for k in names]
+    # Values in the cells while they fit (a laptop screen holds about 48 columns); always in the hover.
+    in_cells = max(p.sizes["head"] for _, p in panels) * len(names) <= MAX_TEXT_COLUMNS
+    titles = [f"<b>{_PANEL[k]}</b>" if r == 0 else "" for r in range(n_rows) for k in names]
     fig = make_subplots(
         rows=n_rows,
         cols=len(names),
@@ -89,7 +100,7 @@ def induction_heatmap_figure(
                     y=layers,
                     coloraxis="coloraxis",
                     text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")(z.values),
-                    texttemplate="%{text}",
+                    texttemplate="%{text}" if in_cells else None,
                     textfont={"size": 11},
                     xgap=1,
                     ygap=1,
@@ -141,9 +152,9 @@ def induction_heatmap_figure(
         title=title if title is not None else _heatmap_title(panels, threshold),
         template="plotly_white",
         height=190 + 18 * len(names) + n_rows * (70 + 42 * n_layers),
-        width=max(900, 140 + len(names) * (60 + 46 * n_heads)),
+        # No fixed width: the page's width is shared out, so six panels fit a laptop screen.
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "yref": "container"},
-        margin={"t": 110, "b": 60 + 18 * len(names)},
+        margin={"t": 130, "b": 60 + 18 * len(names)},
     )
     meaning = "<br>".join(f"<b>{_TITLES[k]}</b>: {_MEANING[k]}" for k in names)
     fig.add_annotation(
