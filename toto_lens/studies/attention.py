@@ -91,7 +91,7 @@ def attention(
                         frame_mass_clips=int(frames_summary.attrs["clips"]))  # fmt: skip
     result.attrs["command"] = command_line(
         "attention", *cache_args(ckpt, cache, ds, dataset), "--clip", int(clip), "--layer", layer,
-        "--head", int(head), "--query", ",".join(map(str, q)),
+        "--head", int(head), "--query", ",".join(map(str, q)), "--trust-code", trust_code,
     )  # fmt: skip
     title = (
         f"{ck.name}, clip {clip}, layer {layer} head {head}: query (frame {q[0]}, row {q[1]}, col {q[2]}), "

@@ -84,7 +84,7 @@ def induction(
     scores.attrs["checkpoints"] = [one.name for one in loaded]
     scores.attrs["command"] = command_line(
         "induction", "--ckpt", [str(c) for c in items], "--n", n, "--batch", batch, "--seed", seed,
-        "--dataset", dataset, "--threshold", threshold,
+        "--dataset", dataset, "--threshold", threshold, "--trust-code", trust_code,
     )  # fmt: skip
     figures = [induction_heatmap_figure(scores, threshold=threshold)]
     if len(results) > 1:

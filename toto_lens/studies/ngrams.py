@@ -58,7 +58,7 @@ def ngrams(
     combined.attrs["tokenizers"] = [s.attrs["name"] for s in stats]
     combined.attrs["command"] = command_line(
         "ngrams", "--tokenizer", [str(t) for t in items], "--n", ns, "--frames", frames, "--data", data,
-        "--split", split,
+        "--split", split, "--trust-code", trust_code,
     )  # fmt: skip
     figures = [ngram_rank_figure(combined, n=k) for k in ns] + [ngram_summary_figure(combined)]
     summary = ngram_summary(stats, ns, len(images), source.name, split)
