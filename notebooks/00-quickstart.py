@@ -48,20 +48,20 @@ print("checkpoints:", list_checkpoints())
 # ## A checkpoint
 #
 # A name resolves under `cache/checkpoints/<name>/`. When nothing is trained yet, an untrained `toto-tiny`
-# stands in (`make demo` trains the real one in about 6 minutes); it records no tokenizer, so extraction
-# is told which one to use.
+# stands in (`make demo` trains the real one); it records the tokenizer the demo trains with (k-means,
+# 512 codes) and the trainer's data, so extraction needs nothing more.
 
 # %%
-tokenizer = None
 try:
     ckpt = load_checkpoint(checkpoint)
 except TotoLensError as e:
     print(f"{e}\n→ an untrained toto-tiny stands in")
-    checkpoint, tokenizer = "tiny-untrained", "kmeans-512"
-    ckpt = load_checkpoint(init_checkpoint(checkpoint, model="toto-tiny", overwrite=True))
+    checkpoint = "tiny-untrained"
+    ckpt = load_checkpoint(
+        init_checkpoint(checkpoint, model="toto-tiny", tokenizer="kmeans-512", overwrite=True)
+    )
 info = describe(ckpt)
-tok_name = (ckpt.tokenizer or {}).get("name", tokenizer)
-{k: info[k] for k in ("name", "path", "params", "n_layers", "vocab_size")} | {"tokenizer": tok_name}
+{k: info[k] for k in ("name", "path", "params", "n_layers", "vocab_size", "tokenizer_summary")}
 
 # %% [markdown]
 # ## Its activation cache
@@ -79,7 +79,6 @@ if dataset not in list_stores(ckpt.name):
         split=split,
         clips=clips,
         acts=("pooled", "frame", "token"),
-        tokenizer=tokenizer,
     )
     print(f"extracted {result.clips} clips in {result.seconds:.1f} s")
 ds = open_cache(ckpt.name, dataset)

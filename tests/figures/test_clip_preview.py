@@ -30,6 +30,8 @@ def test_html_preview_is_self_contained(tmp_path, capsys):
     assert run_cli(capsys, "data", "preview", "--n", "2", "--out", str(out))[0] == 0
     text = out.read_text()
     assert "data:image/png;base64" in text and '<script src="http' not in text and "plotly" in text
+    again = f"toto-lens data preview --n 2 --data moving-digits --split val --seed 0 --out {out}"
+    assert "<title>" in text and again in text, "the page names itself and the command that writes it again"
 
 
 def test_bad_suffix_is_a_one_line_error(tmp_path, capsys):

@@ -30,6 +30,7 @@ def preview(
     from toto_lens.errors import ConfigError
     from toto_lens.figures.clips import PREVIEW_SUFFIXES, write_preview
     from toto_lens.io import check_writable
+    from toto_lens.studies.base import command_line
 
     if out.suffix.lower() not in PREVIEW_SUFFIXES:
         raise ConfigError(f"--out {out}: a preview is written as .png, .gif or .html")
@@ -37,7 +38,9 @@ def preview(
     check_writable(out, "--out")  # before any clip is rendered
     source = open_source(data, split=split, n_clips=n, seed=seed)
     clips = [source[i] for i in range(min(n, len(source)))]
-    console.print(f"wrote {write_preview(clips, out)} ({len(clips)} clips of {source.name}, {source.split})")
+    again = command_line("data preview", "--n", n, "--data", data, "--split", split, "--seed", seed, "--out", out)
+    written = write_preview(clips, out, command=again)
+    console.print(f"wrote {written} ({len(clips)} clips of {source.name}, {source.split})")
 
 
 @data_app.command("materialise")
