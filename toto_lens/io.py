@@ -35,9 +35,10 @@ def atomic_folder(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
-        for p in tmp.iterdir():  # the data is on disk before the rename makes it visible
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
+        for p in tmp.rglob("*"):  # the data is on disk before the rename makes it visible
+            if p.is_file():
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
         if target.exists():  # rename(2) cannot replace a folder: move the old one aside, then remove it
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.rename(target, old / target.name)

@@ -38,7 +38,9 @@ def preview(
     check_writable(out, "--out")  # before any clip is rendered
     source = open_source(data, split=split, n_clips=n, seed=seed)
     clips = [source[i] for i in range(min(n, len(source)))]
-    again = command_line("data preview", "--n", n, "--data", data, "--split", split, "--seed", seed, "--out", out)
+    again = command_line(
+        "data preview", "--n", n, "--data", data, "--split", split, "--seed", seed, "--out", out
+    )
     written = write_preview(clips, out, command=again)
     console.print(f"wrote {written} ({len(clips)} clips of {source.name}, {source.split})")
 

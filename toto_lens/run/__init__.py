@@ -44,10 +44,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from toto_lens.run.extractor import ExtractResult, extract
-    from toto_lens.run.plan import ExtractPlan
     from toto_lens.run.hooks import HookError, capture, hook_points
     from toto_lens.run.induction import induction_across_checkpoints, induction_scores
     from toto_lens.run.layers import LayerSpecError, parse_layers
+    from toto_lens.run.plan import ExtractPlan
     from toto_lens.store.writer import ExtractError
 
 

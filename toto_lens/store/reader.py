@@ -60,6 +60,21 @@ def cache_path(ckpt: str | os.PathLike, dataset: str | None = None) -> Path:
     return path
 
 
+def store_path(ckpt, dataset: str | None, path, missing: str) -> Path:
+    """The store at `path`, or the checkpoint's store of `dataset`; `missing` says what to give when
+    neither is named. Refuses a folder that is not a zarr store."""
+    if path is None:
+        if ckpt is None:
+            raise CacheError(missing)
+        path = cache_path(ckpt, dataset)
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise CacheError(
+            f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`"
+        )
+    return path
+
+
 def open_cache(
     ckpt: str | os.PathLike | None = None,
     dataset: str | None = None,
@@ -81,15 +96,7 @@ def open_cache(
     import toto_lens.store.accessor  # noqa: F401 - registers ds.toto
     from toto_lens.store import integrity
 
-    if path is None:
-        if ckpt is None:
-            raise CacheError("open_cache needs a checkpoint name or a store path")
-        path = cache_path(ckpt, dataset)
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        raise CacheError(
-            f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`"
-        )
+    path = store_path(ckpt, dataset, path, "open_cache needs a checkpoint name or a store path")
     try:
         attrs = integrity.store_attrs(path)
     except (OSError, ValueError) as e:

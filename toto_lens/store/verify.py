@@ -27,7 +27,6 @@ from toto_lens.store.integrity import (
     redo_command,
     store_attrs,
 )
-from toto_lens.store.reader import CacheError
 
 
 @dataclass
@@ -165,17 +164,9 @@ def check_store(*, ckpt=None, dataset=None, path=None, repair: bool = False, pro
 
     Raises `CacheError` for what cannot be verified: no store, an unknown or old schema (version 1
     stores have no checksums: nothing in them can be checked)."""
-    from toto_lens.store.reader import cache_path, check_version
+    from toto_lens.store.reader import check_version, store_path
 
-    if path is None:
-        if ckpt is None:
-            raise CacheError("name a checkpoint (--ckpt) or a store (--cache)")
-        path = cache_path(ckpt, dataset)
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        raise CacheError(
-            f"{path} is not a zarr store; write one with `toto-lens extract --ckpt NAME --out {path}`"
-        )
+    path = store_path(ckpt, dataset, path, "name a checkpoint (--ckpt) or a store (--cache)")
     attrs = store_attrs(path)
     check_version(path, attrs.get("schema_version"))
     result = verify(path, progress)

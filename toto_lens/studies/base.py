@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -164,7 +163,7 @@ def write_result(result: Any, path: Path) -> Path:
     """
     import xarray as xr
 
-    from toto_lens.io import atomic_file
+    from toto_lens.io import atomic_file, atomic_folder
 
     out = result.copy()
     out.attrs = {k: _attr_value(v) for k, v in result.attrs.items() if v is not None}
@@ -173,19 +172,8 @@ def write_result(result: Any, path: Path) -> Path:
     if path.suffix == ".zarr":
         # Variable-length strings: zarr v3 has no stable spec for fixed-width unicode and warns about it.
         strings = {k: out[k].astype(object) for k in out.coords if out[k].dtype.kind == "U"}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+        with atomic_folder(path, overwrite=True) as tmp:
             out.assign_coords(strings).to_zarr(tmp, mode="w", consolidated=False)
-            if path.exists():  # rename(2) cannot replace a folder: move the old one aside first
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-                os.rename(path, old / path.name)
-                os.rename(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return path
     engine = next((e for e in ("h5netcdf", "netcdf4", "scipy") if e in xr.backends.list_engines()), None)
     narrow = out.assign_coords({k: out[k].astype("int32") for k in out.coords if out[k].dtype == "int64"})
