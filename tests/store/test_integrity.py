@@ -98,6 +98,11 @@ def test_a_missing_pooled_chunk_stops_probe_and_the_same_extract_restores_it(sto
         capsys, "probe", "--ckpt", "ex", "--cache", str(path), "--out", str(path.parent / "p.nc")
     )
     assert code == 2 and "acts_pooled (clips 8–11)" in one_line(err)
+    code, out, _ = run_cli(capsys, "verify", "--cache", str(path))
+    advice = out.split("damaged: ")[1]
+    assert code == 1 and "--repair" not in advice and "run: toto-lens extract" in advice, (
+        "missing chunks are found again by the extract command alone: verify must say just that"
+    )
     assert run_cli(capsys, "extract", "--ckpt", "ex", *ARGS, "--out", str(path))[0] == 0
     code, out, _ = run_cli(capsys, "verify", "--cache", str(path))
     assert code == 0 and "sound" in out

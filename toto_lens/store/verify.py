@@ -190,9 +190,15 @@ def check_store(*, ckpt=None, dataset=None, path=None, repair: bool = False, pro
         )
         out["repaired_clips"] = clips
     else:
+        # a listing finds missing chunks again on resume; corrupt ones must be marked first
+        first = (
+            f"mark them with `toto-lens verify --cache {path} --repair`, then run"
+            if out["corrupt"]
+            else "run"
+        )
         lines.append(
             f"damaged: {out['missing']} missing and {out['corrupt']} corrupt chunks ({out['clips'] or 'coordinates'}); "
-            f"mark them with `toto-lens verify --cache {path} --repair`, then run: {command}"
+            f"{first}: {command}"
         )
     out["command"] = command
     out["lines"] = lines
