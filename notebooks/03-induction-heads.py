@@ -33,7 +33,7 @@
 checkpoint = "demo"  # trained by `make demo`
 dataset = "moving-digits-val"  # the cache whose clips give the video scores
 checkpoints = []  # several checkpoints of one run, in training order (empty: `checkpoint` alone)
-n = 64  # random sequences for the prefix-matching score
+n = None  # length of the repeated random tokens (None: 1.5 frames, away from the previous-frame offset)
 batch = 8
 threshold = 0.4  # a head above this score counts
 

@@ -127,3 +127,33 @@ def test_frame_induction_targets_are_the_previous_frame_copy_source():
     assert [layout.locate(int(p)) for p in t[:2]] == [(1, 0, 0), (1, 0, 1)]
     assert [layout.locate(int(p)) for p in k[:2]] == [(0, 0, 0), (0, 0, 1)], "keys must be one frame earlier"
     assert np.all(q - k == layout.tokens_per_frame - 1)
+
+
+def test_a_fixed_offset_head_scores_as_induction_only_at_a_confounded_length_and_not_once_controlled():
+    """A head that reads one frame back (offset −p) is no induction head, yet at n = p + 1 its target
+    offset −(n − 1) is −p: the raw score is high, and so is the same score on [start; r; r′]."""
+    from toto_lens.analysis.induction import confounded_length, default_repeat_length
+
+    p = 8  # tokens a frame
+    n = p + 1
+    T = 2 * n + 1
+    fixed = pointing(T, {q: q - p for q in range(p, T)})  # content-blind: the same on r; r and on r; r′
+    raw, control = prefix_matching_score(fixed, n), prefix_matching_score(fixed, n)
+    assert raw == pytest.approx(1.0), "at n = p + 1 a previous-frame head hits every prefix-matching target"
+    assert raw - control == pytest.approx(0.0), "the controlled score must see through it"
+    assert confounded_length(n, p) and confounded_length(p, p) and confounded_length(2 * p - 1, p)
+    # Induction reads content: on [start; r; r] it hits the targets, on [start; r; r′] r′ has no earlier
+    # copy, so it falls back on the token itself.
+    q, k = prefix_matching_targets(n)
+    induction = pointing(T, dict(zip(q, k, strict=True)))
+    on_control = np.eye(T)
+    raw, control = prefix_matching_score(induction, n), prefix_matching_score(on_control, n)
+    assert raw == pytest.approx(1.0) and raw - control == pytest.approx(1.0)
+    # The default length keeps the fixed-offset head away from the targets.
+    good = default_repeat_length(p, max_n=100)
+    assert good == 12 and not confounded_length(good, p), "1.5 frames: n mod p = p / 2"
+    T = 2 * good + 1
+    fixed = pointing(T, {q_: q_ - p for q_ in range(p, T)})
+    assert prefix_matching_score(fixed, good) == pytest.approx(0.0)
+    assert default_repeat_length(64, 512) == 96, "the demo's 8 × 8 frames"
+    assert not confounded_length(default_repeat_length(64, 40), 64), "a short context keeps away too"

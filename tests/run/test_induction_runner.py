@@ -102,3 +102,52 @@ def test_cli_writes_heatmap_and_scores_and_notes_the_missing_cache(capsys, tmp_p
     assert json.loads(saved.attrs["options"])["n"] == 8 and "prefix_matching" in saved, (
         "scores written beside the figure, with the options that made them"
     )
+
+
+def fix_offset(model: Toto, offset: int) -> list:
+    """Make every head of every block attend exactly `offset` tokens back (the first `offset` queries to
+    the start token), whatever the tokens: a hook on `hook_pattern` that returns the replaced pattern,
+    registered before the runner's own, so both the runner and the model's output see it."""
+
+    def hook(module, args, pattern):
+        a = torch.zeros_like(pattern)
+        q = torch.arange(pattern.shape[-1])
+        a[..., q, (q - offset).clamp(min=0)] = 1.0
+        return a
+
+    return [b.attn.hook_pattern.register_forward_hook(hook) for b in model.blocks]
+
+
+def test_a_fixed_offset_head_is_an_induction_head_only_before_the_control(model):
+    """At n = p + 1 the prefix-matching target is p tokens back, a frame for p tokens a frame: a head
+    that reads one frame back scores 1 raw, and as much on [start; r; r′], so 0 once controlled. At the
+    default length (1.5 frames) it misses the targets."""
+    layout = Layout(2, 2, 4)  # 8 tokens a frame
+    handles = fix_offset(model, layout.tokens_per_frame)
+    try:
+        confounded = induction_scores(model, n=9, batch=2, layout=layout)
+        default = induction_scores(model, batch=2, layout=layout)
+    finally:
+        for h in handles:
+            h.remove()
+    np.testing.assert_allclose(confounded["prefix_matching"], 1.0)
+    np.testing.assert_allclose(confounded["prefix_matching_control"], 1.0)
+    np.testing.assert_allclose(confounded["prefix_matching_excess"], 0.0, atol=1e-6)
+    assert confounded.attrs["n_confounded"] == 1 and confounded.attrs["tokens_per_frame"] == 8
+    assert default.attrs["n"] == 12 and default.attrs["n_confounded"] == 0, "n = 1.5 frames by default"
+    np.testing.assert_allclose(default["prefix_matching"], 0.0, atol=1e-6)
+    with pytest.raises(AnalysisError, match="tokens a frame"):
+        induction_scores(model, batch=2)  # a bare model with no layout cannot choose n
+
+
+def test_control_repeats_nothing_and_keeps_the_first_copy(model, tiny_config):
+    fed = []
+    handle = model.tok_embeddings.register_forward_pre_hook(lambda m, args: fed.append(args[0].clone()))
+    ds = induction_scores(model, n=10, batch=3, seed=0)
+    handle.remove()
+    repeated, control = fed[0], fed[1]
+    assert torch.equal(repeated[:, :11], control[:, :11]), "the control shares the start and the first copy"
+    assert not torch.equal(control[:, 1:11], control[:, 11:]), "r′ is fresh"
+    xr.testing.assert_allclose(
+        ds["prefix_matching_excess"], ds["prefix_matching"] - ds["prefix_matching_control"]
+    )

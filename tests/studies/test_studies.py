@@ -138,3 +138,22 @@ def test_probing_several_checkpoints_draws_the_untrained_copy_beside_the_model(t
     page = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "toto-lens probe --ckpt tiny --ckpt tiny-untrained --task motion" in page, "the command to redo it"
     assert "<title>Layer probing of tiny, tiny-untrained" in page
+
+
+def test_induction_study_ranks_prefix_matching_by_its_control_and_notes_a_confounded_length(tiny_store):
+    chosen = studies.induction("tiny", batch=2)
+    per_frame = chosen.result.attrs["tokens_per_frame"]
+    n = chosen.result.attrs["n"]
+    assert n % per_frame not in (per_frame - 1, 0, 1) and chosen.result.attrs["options"]["n"] == n
+    assert not any("confounded" in note for note in chosen.summary.notes), chosen.summary.notes
+    excess = chosen.result["prefix_matching_excess"]
+    xr.testing.assert_allclose(
+        excess, chosen.result["prefix_matching"] - chosen.result["prefix_matching_control"]
+    )
+    row = chosen.summary.data["rows"][0]["prefix_matching_excess"]
+    assert row["best"] == pytest.approx(float(excess.max())) and row["best"] == pytest.approx(
+        row["raw"] - row["control"]
+    )
+    assert "prefix matching − control" in chosen.summary.columns
+    asked = studies.induction("tiny", n=per_frame, batch=2)
+    assert any(f"n = {per_frame}" in note and "confounded" in note for note in asked.summary.notes)

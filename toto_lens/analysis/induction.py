@@ -30,6 +30,9 @@ SCORES = (
     "previous_row",
     "induction_detector",
 )
+# The prefix-matching score beside the same score on [start; r; r′] (no repetition, same targets), and
+# their difference: a head that looks a fixed distance back scores on both, an induction head only on r; r.
+CONTROLLED = ("prefix_matching_control", "prefix_matching_excess")
 THRESHOLD = 0.4  # a head above this is called an induction (or previous-frame, …) head in the figures
 
 
@@ -60,6 +63,34 @@ def prefix_matching_targets(n: int) -> tuple[np.ndarray, np.ndarray]:
         )
     queries = np.arange(n + 1, 2 * n + 1)
     return queries, queries - (n - 1)
+
+
+def frame_offset(n: int, tokens_per_frame: int) -> int:
+    """How far n lies from the nearest whole number of frames, in tokens: min(n mod p, p − n mod p)."""
+    rest = int(n) % int(tokens_per_frame)
+    return min(rest, int(tokens_per_frame) - rest)
+
+
+def confounded_length(n: int, tokens_per_frame: int) -> bool:
+    """True when the prefix-matching target of [start; r; r] (offset −(n − 1)) sits within a token of a
+    whole number of frames back: a head that reads a fixed offset of about k frames (previous frame,
+    frame induction) then scores as an induction head without any induction."""
+    return frame_offset(n, tokens_per_frame) <= 1
+
+
+def default_repeat_length(tokens_per_frame: int, max_n: int) -> int:
+    """The default n of [start; r; r], kept away from whole frames.
+
+    The rule: n = p + ⌊p/2⌋ (one and a half frames, p tokens a frame, so n mod p = ⌊p/2⌋, as far from a
+    whole frame as it gets) when 2n + 1 fits the context (n ≤ max_n); else the longest n ≤ max_n whose
+    distance to a multiple of p is largest. With 8 × 8 tokens a frame (toto-tiny, the demo) n = 96.
+    """
+    p, max_n = int(tokens_per_frame), int(max_n)
+    if p < 1 or max_n < 2:
+        raise AnalysisError(f"need tokens_per_frame ≥ 1 and room for n ≥ 2, got {p} and {max_n}")
+    if p + p // 2 <= max_n:
+        return p + p // 2
+    return max(range(2, max_n + 1), key=lambda n: (frame_offset(n, p), n))
 
 
 def previous_frame_targets(layout: Layout, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +224,7 @@ def stack_checkpoints(results: Sequence[xr.Dataset]) -> xr.Dataset:
     stacked = [r.assign_coords(n_layers=("checkpoint", [int(r.sizes["layer"])])) for r in stacked]
     out = concat_outer(stacked, "checkpoint")
     out = out.assign_coords(depth=(out["layer"] / out["n_layers"]).transpose("checkpoint", "layer"))
-    keep = ("n", "batch", "seed")
+    keep = ("n", "batch", "seed", "tokens_per_frame", "n_confounded")
     out.attrs = {k: results[0].attrs[k] for k in keep if k in results[0].attrs}
     out.attrs["checkpoints"] = names
     return out

@@ -20,6 +20,7 @@ from toto_lens.figures import FigureError
 MAX_TEXT_COLUMNS = 48
 _TITLES = {
     "prefix_matching": "induction (random tokens)",
+    "prefix_matching_excess": "induction (random tokens) − no-repeat control",
     "repeated_clip": "induction (a clip played twice)",
     "frame_induction": "looks where the next token was a frame ago",
     "previous_frame": "looks at the same place a frame ago",
@@ -29,6 +30,7 @@ _TITLES = {
 # The same on two lines, so that six panels side by side keep their titles apart.
 _PANEL = {
     "prefix_matching": "induction<br>(random tokens)",
+    "prefix_matching_excess": "induction (random<br>tokens) − control",
     "repeated_clip": "induction<br>(a clip played twice)",
     "frame_induction": "looks where the next<br>token was a frame ago",
     "previous_frame": "looks at the same<br>place a frame ago",
@@ -38,6 +40,8 @@ _PANEL = {
 # What each score measures, under its panel title: the plain words a reader of the appendix needs.
 _MEANING = {
     "prefix_matching": "random tokens repeated: attention from a token to what followed it the first time",
+    "prefix_matching_excess": "that attention on [start; r; r] minus the same on [start; r; r′] "
+    "(nothing repeated): a head that reads a fixed offset back scores on both",
     "repeated_clip": "a clip played twice: attention to the token after the same token's first showing",
     "frame_induction": "attention from the token before (f, r, c) to (f − 1, r, c)",
     "previous_frame": "attention from (f, r, c) to (f − 1, r, c)",
@@ -47,9 +51,25 @@ _MEANING = {
 
 
 def _present(scores: xr.Dataset) -> list[str]:
+    """The scores drawn: prefix matching as its controlled score (raw − control) when the result has it."""
     if not isinstance(scores, xr.Dataset) or "prefix_matching" not in scores:
         raise FigureError("expected an induction_scores Dataset (with a prefix_matching variable)")
-    return [k for k in SCORES if k in scores and np.isfinite(scores[k].values).any()]
+    swap = {"prefix_matching": "prefix_matching_excess"} if "prefix_matching_excess" in scores else {}
+    names = [swap.get(k, k) for k in SCORES]
+    return [k for k in names if k in scores and np.isfinite(scores[k].values).any()]
+
+
+def _hover_extra(one: xr.Dataset, name: str) -> tuple[np.ndarray | None, str]:
+    """For the controlled panel, the raw and control scores of each head (customdata) and their hover."""
+    if name != "prefix_matching_excess" or "prefix_matching_control" not in one:
+        return None, ""
+    raw = one["prefix_matching"].transpose("layer", "head").values
+    control = one["prefix_matching_control"].transpose("layer", "head").values
+    n = one.attrs.get("n")
+    at = f" (n = {n})" if n is not None else ""
+    return np.stack([raw, control], axis=-1), (
+        f"<br>raw{at}: %{{customdata[0]:.3f}}<br>no-repeat control: %{{customdata[1]:.3f}}"
+    )
 
 
 def colour_top(values: np.ndarray, threshold: float) -> float:
@@ -93,6 +113,7 @@ def induction_heatmap_figure(
         for i, name in enumerate(names, start=1):
             z = one[name].transpose("layer", "head")
             layers, heads = z["layer"].values, z["head"].values
+            custom, extra = _hover_extra(one, name)
             fig.add_trace(
                 go.Heatmap(
                     z=z.values,
@@ -105,9 +126,10 @@ def induction_heatmap_figure(
                     xgap=1,
                     ygap=1,
                     name=f"{_TITLES[name]} · {label}" if label else _TITLES[name],
+                    customdata=custom,
                     hovertemplate=(
                         f"{label + '<br>' if label else ''}layer %{{y}} head %{{x}}<br>"
-                        f"{_TITLES[name]}: %{{z:.3f}}<br><i>{_MEANING[name]}</i><extra></extra>"
+                        f"{_TITLES[name]}: %{{z:.3f}}{extra}<br><i>{_MEANING[name]}</i><extra></extra>"
                     ),
                 ),
                 row=r,

@@ -18,6 +18,8 @@ import xarray as xr
 from toto_lens.analysis import AnalysisError
 from toto_lens.analysis.induction import (
     SCORES,
+    confounded_length,
+    default_repeat_length,
     frame_induction_targets,
     induction_mask,
     masked_mass,
@@ -32,6 +34,15 @@ from toto_lens.data.layout import Layout, layout_of
 from toto_lens.run.hooks import capture
 
 PATTERN_BUDGET = 1 << 29  # bytes of one layer's float32 pattern per forward chunk (512 MiB)
+
+
+def _tokens_per_frame(model: Any, layout: Layout | None) -> int | None:
+    """Tokens a frame: the layout's, else the grid the checkpoint's tokenizer records, else None."""
+    if layout is not None:
+        return layout.tokens_per_frame
+    spec = getattr(model, "tokenizer", None)
+    grid = spec.get("grid") if isinstance(spec, dict) else None
+    return int(grid[0]) * int(grid[1]) if grid else None
 
 
 def _unwrap(model: Any) -> tuple[Any, str | None, float]:
@@ -88,7 +99,7 @@ def _run(net: Any, tokens: Any, targets: dict[str, tuple[np.ndarray, np.ndarray]
 def induction_scores(
     model: Any,
     *,
-    n: int = 64,
+    n: int | None = None,
     batch: int = 8,
     seed: int = 0,
     clips_tokens: Any = None,
@@ -99,6 +110,14 @@ def induction_scores(
 
     * `prefix_matching`, `induction_detector`: on `batch` sequences [video start; r; r], r uniform over the
       visual ids (code_offset … code_offset + num_codes − 1), len(r) = n (needs 2n + 1 ≤ context).
+    * `prefix_matching_control`: the prefix-matching score at the same (query, key) targets on
+      [video start; r; r′], r′ fresh random tokens (no repetition); `prefix_matching_excess` = raw −
+      control, the controlled score. A head that reads a fixed offset back scores on both.
+    * n = None picks n away from whole frames (`default_repeat_length`: 1.5 frames, n = 96 for 8 × 8
+      tokens a frame), tokens a frame taken from `layout` (or the clips) or the checkpoint's tokenizer.
+      At n within a token of a multiple of the tokens a frame, the target offset −(n − 1) is about a
+      whole number of frames back, so previous-frame and frame-induction heads score as induction heads
+      (attribute `n_confounded`).
     * `frame_induction`, `previous_frame`, `previous_row`: on real clips `clips_tokens` (clip, position) packed by `layout`
       (inferred from a DataArray's coordinates when None), cut to the context length if longer (attention
       is causal, so the kept queries' patterns do not change).
@@ -115,6 +134,15 @@ def induction_scores(
 
     net, name, step = _unwrap(model)
     cfg = net.config
+    if layout is None and isinstance(clips_tokens, xr.DataArray | xr.Dataset):
+        layout = layout_of(clips_tokens)
+    per_frame = _tokens_per_frame(model, layout)
+    if n is None:
+        if per_frame is None:
+            raise AnalysisError(
+                "n = None picks n from the tokens a frame: pass layout, clips with coordinates, or n"
+            )
+        n = default_repeat_length(per_frame, (cfg.context_length - 1) // 2)
     if not 2 <= n <= (cfg.context_length - 1) // 2:
         raise AnalysisError(
             f"n = {n}: [start; r; r] needs 2n + 1 ≤ {cfg.context_length} tokens (the context) and n ≥ 2; "
@@ -124,14 +152,26 @@ def induction_scores(
         raise AnalysisError(f"batch must be at least 1, got {batch}")
     gen = torch.Generator().manual_seed(seed)
     r = torch.randint(cfg.code_offset, cfg.code_offset + cfg.num_codes, (batch, n), generator=gen)
-    seq = torch.cat([torch.full((batch, 1), cfg.video_start_id), r, r], dim=1)  # (B, 2n + 1)
-    found, losses = _run(net, seq, {"prefix_matching": prefix_matching_targets(n)}, detector=True)
+    fresh = torch.randint(cfg.code_offset, cfg.code_offset + cfg.num_codes, (batch, n), generator=gen)
+    start = torch.full((batch, 1), cfg.video_start_id)
+    seq = torch.cat([start, r, r], dim=1)  # (B, 2n + 1)
+    targets = prefix_matching_targets(n)
+    found, losses = _run(net, seq, {"prefix_matching": targets}, detector=True)
+    control = torch.cat([start, r, fresh], dim=1)  # the same targets, nothing repeated
+    found["prefix_matching_control"] = _run(net, control, {"prefix_matching_control": targets})[0][
+        "prefix_matching_control"
+    ]
     # losses[:, p − 1] is the loss of position p; first copy 2..n, second copy n+2..2n.
     first, second = losses[:, 1:n].mean(), losses[:, n + 1 : 2 * n].mean()
 
     n_layers, n_heads = len(net.blocks), cfg.n_heads
-    out = {k: found[k].mean(axis=1, dtype=np.float64) for k in ("prefix_matching", "induction_detector")}
+    random = ("prefix_matching", "prefix_matching_control", "induction_detector")
+    out = {k: found[k].mean(axis=1, dtype=np.float64) for k in random}
+    out["prefix_matching_excess"] = out["prefix_matching"] - out["prefix_matching_control"]
     attrs: dict[str, Any] = {"n": int(n), "batch": int(batch), "seed": int(seed), "clips": 0}
+    if per_frame is not None:
+        attrs["tokens_per_frame"] = int(per_frame)
+        attrs["n_confounded"] = int(confounded_length(n, per_frame))
     attrs["context_length"] = int(cfg.context_length)
     if clips_tokens is not None:
         out_clips, clip_attrs = _clip_scores(net, clips_tokens, layout, max_clips or batch)
@@ -142,6 +182,16 @@ def induction_scores(
     data = {
         k: (("layer", "head"), out.get(k, nan), {"long_name": k.replace("_", " ") + " score"}) for k in SCORES
     }
+    data["prefix_matching_control"] = (
+        ("layer", "head"),
+        out["prefix_matching_control"],
+        {"long_name": "prefix matching score on [start; r; r′] (no repetition), the same targets"},
+    )
+    data["prefix_matching_excess"] = (
+        ("layer", "head"),
+        out["prefix_matching_excess"],
+        {"long_name": "prefix matching score minus its no-repetition control"},
+    )
     data["first_copy_loss"] = ((), float(first), {"units": "nats"})
     data["second_copy_loss"] = ((), float(second), {"units": "nats"})
     if name is not None:

@@ -43,7 +43,7 @@ def video_clips(ckpt_name: str, dataset: str | None = None) -> tuple[Any, Any, s
 def induction(
     ckpts: str | os.PathLike | Sequence[str | os.PathLike],
     *,
-    n: int = 64,
+    n: int | None = None,
     batch: int = 8,
     seed: int = 0,
     dataset: str | None = None,
@@ -53,7 +53,14 @@ def induction(
 ) -> Study:
     """Head scores per (layer, head) of each checkpoint; several checkpoints (of one run, in training
     order) are stacked along `checkpoint` and drawn as emergence curves. Options as `toto-lens induction`;
-    trust_code: load checkpoints whose tokenizer names code to import (`--trust-code`)."""
+    trust_code: load checkpoints whose tokenizer names code to import (`--trust-code`).
+
+    n = None (the default) picks the length of the repeated random sequence away from whole frames:
+    n = 1.5 frames (96 for 8 × 8 tokens a frame; `analysis.induction.default_repeat_length`), recorded
+    in the result's attributes (`n`, `tokens_per_frame`). An n within a token of a multiple of the tokens
+    a frame is kept when asked for, with a note: at that length the prefix-matching target sits about a
+    whole number of frames back, so the raw score also counts heads that read a fixed offset; the summary
+    ranks heads by the score minus its no-repetition control."""
     from toto_lens.analysis.induction import stack_checkpoints
     from toto_lens.checkpoints import load_checkpoint
     from toto_lens.figures.induction import induction_emergence_figure, induction_heatmap_figure
@@ -78,7 +85,15 @@ def induction(
     results = []
     for i, one in enumerate(loaded):
         results.append(induction_scores(one, n=n, batch=batch, seed=seed, clips_tokens=clips, layout=layout))
+        n = int(results[0].attrs["n"])  # the length chosen for the first serves every checkpoint
         report(progress, "induction", i + 1, len(loaded), "checkpoints")
+    if results[0].attrs.get("n_confounded"):
+        per_frame = results[0].attrs["tokens_per_frame"]
+        notes.append(
+            f"note: n = {n} is within a token of a whole number of frames ({per_frame} tokens a frame): "
+            "the prefix-matching score is confounded with a fixed offset at that length (a head that reads "
+            "about k frames back scores too); read the excess over the no-repeat control"
+        )
     scores = stack_checkpoints(results) if len(results) > 1 else results[0]
     scores.attrs.update(provenance("induction", None, n=n, batch=batch, seed=seed, dataset=dataset))
     scores.attrs["checkpoints"] = [one.name for one in loaded]
@@ -92,29 +107,52 @@ def induction(
     return Study("induction", scores, figures, induction_summary(results, threshold, notes))
 
 
+_COLUMNS = {"prefix_matching_excess": "prefix matching − control"}
+
+
 def induction_summary(results: list[Any], threshold: float, notes: list[str]) -> Summary:
-    """Per checkpoint, the strongest head of each score and how many heads pass the threshold."""
-    from toto_lens.analysis.induction import SCORES
+    """Per checkpoint, the strongest head of each score and how many heads pass the threshold.
+
+    Prefix matching is ranked by its controlled score (raw minus the no-repeat control at the same
+    targets); its row entry also gives that head's raw and control scores."""
+    from toto_lens.analysis.induction import CONTROLLED, SCORES
 
     rows = []
     for r in results:
         row: dict[str, Any] = {"checkpoint": r.attrs.get("checkpoint"), "step": r.attrs.get("step")}
-        for key in SCORES:
+        row["n"] = int(r.attrs["n"]) if "n" in r.attrs else None
+        for key in (*SCORES, *CONTROLLED):
             values = r[key].values  # (layer, head)
             if np.isfinite(values).any():
                 layer, head = divmod(int(np.nanargmax(values)), values.shape[1])
                 row[key] = {"best": float(np.nanmax(values)), "layer": int(r["layer"].values[layer]),
                             "head": head, "above": int((values > threshold).sum())}  # fmt: skip
+        if "prefix_matching_excess" in row:  # the best controlled head's raw and control scores
+            at = {
+                "layer": row["prefix_matching_excess"]["layer"],
+                "head": row["prefix_matching_excess"]["head"],
+            }
+            for word, key in (("raw", "prefix_matching"), ("control", "prefix_matching_control")):
+                row["prefix_matching_excess"][word] = float(r[key].sel(at))
         row["first_copy_loss"] = float(r["first_copy_loss"])
         row["second_copy_loss"] = float(r["second_copy_loss"])
         rows.append(row)
-    shown = [k for k in SCORES if any(k in r for r in rows)]
+    # Prefix matching is shown by its controlled score: the raw one alone counts fixed-offset heads.
+    controlled = any("prefix_matching_excess" in r for r in rows)
+    swap = {"prefix_matching": "prefix_matching_excess"} if controlled else {}
+    shown = [swap.get(k, k) for k in SCORES if any(k in r for r in rows)]
     table = []
     for r in rows:
-        cells = [
-            f"L{r[k]['layer']}.H{r[k]['head']} {r[k]['best']:.2f} ({r[k]['above']})" if k in r else "—"
-            for k in shown
-        ]
+        cells = []
+        for k in shown:
+            if k not in r:
+                cells.append("—")
+                continue
+            best = r[k]
+            cell = f"L{best['layer']}.H{best['head']} {best['best']:.2f}"
+            if k == "prefix_matching_excess":
+                cell += f" = {best['raw']:.2f}−{best['control']:.2f}"
+            cells.append(f"{cell} ({best['above']})")
         step = "—" if r["step"] is None else f"{r['step']:g}"
         table.append(
             [str(r["checkpoint"]), step, *cells, fmt(r["first_copy_loss"]), fmt(r["second_copy_loss"])]
@@ -124,11 +162,21 @@ def induction_summary(results: list[Any], threshold: float, notes: list[str]) ->
         columns=[
             "checkpoint",
             "step",
-            *(k.replace("_", " ") for k in shown),
+            *(_COLUMNS.get(k, k.replace("_", " ")) for k in shown),
             "loss 1st copy",
             "loss 2nd copy",
         ],
         rows=table,
         data={"threshold": threshold, "rows": rows},
         notes=notes,
+        caption=_caption(rows) if controlled else "",
+    )
+
+
+def _caption(rows: list[dict[str, Any]]) -> str:
+    lengths = sorted({r["n"] for r in rows if r.get("n") is not None})
+    at = f" at n = {', '.join(map(str, lengths))}" if lengths else ""
+    return (
+        f"prefix matching − control: random tokens r played twice{at}, the head ranked by its excess over "
+        "the same targets when r is followed by fresh tokens r′ (nothing repeated): excess = raw − control"
     )
