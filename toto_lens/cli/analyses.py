@@ -56,7 +56,10 @@ def induction(
         typer.Option("--ckpt", help="Checkpoint name or folder; repeat to follow heads across training."),
     ],
     out: OutOpt,
-    n: Annotated[int, typer.Option("--n", min=2, help="Length of the repeated random sequence.")] = 64,
+    n: Annotated[
+        int | None,
+        typer.Option("--n", min=2, help="Length of the repeated random sequence (default: 1.5 frames)."),
+    ] = None,
     batch: Annotated[
         int, typer.Option("--batch", min=1, help="Random sequences (and cache clips) to average.")
     ] = 8,
