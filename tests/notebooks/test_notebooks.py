@@ -25,6 +25,7 @@ BUDGET = {
     "03-induction-heads": 60,
     "04-tokens": 45,
     "05-attention-maps": 60,
+    "09-logit-lens": 60,
 }
 PAIRS = sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
 SHOWN = ("application/vnd.plotly.v1+json", "application/vnd.jupyter.widget-view+json")

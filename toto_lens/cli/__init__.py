@@ -4,7 +4,19 @@ Importing the command modules registers their commands on `app`; each keeps its 
 the command functions.
 """
 
-from toto_lens.cli import analyses, attention, convert, data, extract, models, probe, tokens, train, verify  # noqa: F401
+from toto_lens.cli import (  # noqa: F401
+    analyses,
+    attention,
+    convert,
+    data,
+    extract,
+    lens,
+    models,
+    probe,
+    tokens,
+    train,
+    verify,
+)
 from toto_lens.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -21,8 +21,19 @@ from __future__ import annotations
 from toto_lens.studies.attention import attention
 from toto_lens.studies.base import Study, StudyError, Summary
 from toto_lens.studies.induction import induction
+from toto_lens.studies.lens import lens
 from toto_lens.studies.ngrams import ngrams
 from toto_lens.studies.probing import probing
 from toto_lens.studies.redundancy import redundancy
 
-__all__ = ["Study", "StudyError", "Summary", "attention", "induction", "ngrams", "probing", "redundancy"]
+__all__ = [
+    "Study",
+    "StudyError",
+    "Summary",
+    "attention",
+    "induction",
+    "lens",
+    "ngrams",
+    "probing",
+    "redundancy",
+]
