@@ -9,6 +9,7 @@ from toto_lens.cli import (  # noqa: F401
     attention,
     convert,
     data,
+    embedding,
     extract,
     lens,
     models,

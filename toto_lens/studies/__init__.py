@@ -20,6 +20,7 @@ from __future__ import annotations
 # binds the names to the functions (heavy libraries load inside the functions, not here).
 from toto_lens.studies.attention import attention
 from toto_lens.studies.base import Study, StudyError, Summary
+from toto_lens.studies.embedding import embed
 from toto_lens.studies.induction import induction
 from toto_lens.studies.lens import lens
 from toto_lens.studies.ngrams import ngrams
@@ -31,6 +32,7 @@ __all__ = [
     "StudyError",
     "Summary",
     "attention",
+    "embed",
     "induction",
     "lens",
     "ngrams",
