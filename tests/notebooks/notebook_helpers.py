@@ -17,6 +17,7 @@ PARAMETERS = {
     "05-attention-maps": {"checkpoint": "nb", "clip": 1, "layer": 1, "query": [3, 2, 2]},
     "08-embeddings": {"checkpoint": "nb", "source": "frame", "max_points": 512},
     "09-logit-lens": {"checkpoint": "nb", "clips": 4, "clip": 1},
+    "10-ablation": {"checkpoint": "nb", "clips": 4, "draws": 2},
 }
 
 

@@ -5,6 +5,7 @@ the command functions.
 """
 
 from toto_lens.cli import (  # noqa: F401
+    ablation,
     analyses,
     attention,
     convert,

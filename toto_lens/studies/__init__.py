@@ -18,6 +18,7 @@ from __future__ import annotations
 
 # Imported here, not lazily: each function shares its module's name, and importing the package first
 # binds the names to the functions (heavy libraries load inside the functions, not here).
+from toto_lens.studies.ablation import ablate
 from toto_lens.studies.attention import attention
 from toto_lens.studies.base import Study, StudyError, Summary
 from toto_lens.studies.embedding import embed
@@ -31,6 +32,7 @@ __all__ = [
     "Study",
     "StudyError",
     "Summary",
+    "ablate",
     "attention",
     "embed",
     "induction",
