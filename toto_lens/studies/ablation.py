@@ -18,6 +18,7 @@ from toto_lens.studies.base import (
     StudyError,
     Summary,
     cache_args,
+    cache_checkpoint,
     command_line,
     fmt,
     open_study_cache,
@@ -64,7 +65,7 @@ def ablate(
             )
         ds = ds.isel(clip=videos)
     tokens = ds["tokens"].isel(clip=slice(0, clips))
-    ck = _checkpoint(ds, trust_code)
+    ck, changed = cache_checkpoint(ds, trust_code=trust_code, what="head ablation")
     result = run_ablation(
         ck, tokens.values, ds["pos_frame"].values, heads, mode=mode, random_draws=random_draws,
         seed=seed, layout=layout_of(ds), progress=progress,
@@ -77,27 +78,10 @@ def ablate(
         "ablate", *cache_args(ckpt, cache, ds, dataset), "--heads", heads, "--mode", mode,
         "--clips", clips, "--draws", random_draws, "--seed", seed or None, "--trust-code", trust_code,
     )  # fmt: skip
-    return Study("ablation", result, [ablation_figure(result)], ablation_summary(result))
+    return Study("ablation", result, [ablation_figure(result)], ablation_summary(result, changed))
 
 
-def _checkpoint(ds: Any, trust_code: bool) -> Any:
-    """The checkpoint the cache was extracted from (its recorded path, else its name)."""
-    from toto_lens.checkpoints import load_checkpoint
-    from toto_lens.errors import TotoLensError
-    from toto_lens.io import dict_attr
-
-    recorded = dict_attr(ds.attrs, "checkpoint")
-    why = "the cache names no checkpoint"
-    for candidate in (recorded.get("path"), recorded.get("name")):
-        if candidate:
-            try:
-                return load_checkpoint(candidate, trust_code=trust_code)
-            except TotoLensError as e:
-                why = str(e)
-    raise StudyError(f"head ablation needs the cache's checkpoint: {why}")
-
-
-def ablation_summary(result: Any) -> Summary:
+def ablation_summary(result: Any, notes: list[str] = ()) -> Summary:
     """Per condition: first-frame and later-frames loss, the advantage, Δ later-frames loss."""
     r = result
     rand_later = np.asarray(r["later_random"].values, np.float64)
@@ -135,9 +119,10 @@ def ablation_summary(result: Any) -> Summary:
         ])  # fmt: skip
     ranked = r.attrs.get("ranked_by")
     notes = [
+        *notes,
         f"{data['clips']} clips, {data['mode']} ablation"
         + (f"; heads ranked by {ranked}" if ranked else "")
-        + "; advantage = first-frame loss / later-frames loss"
+        + "; advantage = first-frame loss / later-frames loss",
     ]
     return Summary(
         title="head ablation: the later frames' advantage with heads silenced",

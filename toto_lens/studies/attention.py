@@ -21,6 +21,7 @@ from toto_lens.studies.base import (
     StudyError,
     Summary,
     cache_args,
+    cache_checkpoint,
     command_line,
     fmt,
     open_study_cache,
@@ -56,7 +57,9 @@ def attention(
 
     ds = open_study_cache(ckpt, cache, dataset)
     layout = layout_of(ds)
-    ck, notes = _checkpoint(ds, ckpt, trust_code)
+    ck, notes = cache_checkpoint(
+        ds, ckpt, trust_code=trust_code, what="the attention study (live patterns and frames)"
+    )
     n_layers, n_heads = ck.config.n_layers, ck.config.n_heads
     layer = (n_layers + 1) // 2 if layer is None else int(layer)
     if not 1 <= layer <= n_layers or not 0 <= int(head) < n_heads:
@@ -122,29 +125,6 @@ def _combine(heads: Any, frames_summary: Any, weights: Any, pixels: np.ndarray) 
         long = frames_summary[name].attrs.get("long_name", name.replace("_", " "))
         result[f"mean_{name}"].attrs = {"long_name": f"{long}, from the frame-to-frame mass, mean over clips"}
     return result.assign_coords({d: np.arange(result.sizes[d]) for d in ("frame", "kframe", "row", "col")})
-
-
-def _checkpoint(ds: Any, ckpt: Any, trust_code: bool = False) -> tuple[Any, list[str]]:
-    """The cache's checkpoint (its recorded path, else its name, else `ckpt`), and a note if it changed."""
-    from toto_lens.checkpoints import load_checkpoint
-    from toto_lens.errors import TotoLensError
-    from toto_lens.io import dict_attr
-
-    recorded = dict_attr(ds.attrs, "checkpoint")
-    why = "the cache names no checkpoint"
-    for candidate in (recorded.get("path"), recorded.get("name"), ckpt):
-        if not candidate:
-            continue
-        try:
-            ck = load_checkpoint(candidate, trust_code=trust_code)
-        except TotoLensError as e:
-            why = str(e)
-            continue
-        changed = recorded.get("sha256") and recorded["sha256"] != ck.sha256
-        return ck, [f"note: {ck.name}'s weights differ from those the cache was made with"] if changed else []
-    raise StudyError(
-        f"the attention study needs the cache's checkpoint (for live patterns and frames): {why}"
-    )
 
 
 def _query(query: Any, layout: Any) -> tuple[int, int, int]:

@@ -311,3 +311,26 @@ def names(value: str | Sequence[str]) -> list[str]:
     """`"a,b"` or `["a", "b"]` → ["a", "b"], blanks dropped, order kept, repeats once."""
     parts = value.split(",") if isinstance(value, str) else list(value)
     return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+def cache_checkpoint(
+    ds: Any, ckpt: Any = None, *, trust_code: bool = False, what: str
+) -> tuple[Any, list[str]]:
+    """The checkpoint a cache was extracted from (its recorded path, else its name, else `ckpt`) for a
+    study that runs the weights (`what` names it in the error), and a note if its weights changed since."""
+    from toto_lens.checkpoints import load_checkpoint
+    from toto_lens.io import dict_attr
+
+    recorded = dict_attr(ds.attrs, "checkpoint")
+    why = "the cache names no checkpoint"
+    for candidate in (recorded.get("path"), recorded.get("name"), ckpt):
+        if not candidate:
+            continue
+        try:
+            ck = load_checkpoint(candidate, trust_code=trust_code)
+        except TotoLensError as e:
+            why = str(e)
+            continue
+        changed = recorded.get("sha256") and recorded["sha256"] != ck.sha256
+        return ck, [f"note: {ck.name}'s weights differ from those the cache was made with"] if changed else []
+    raise StudyError(f"{what} needs the cache's checkpoint: {why}")

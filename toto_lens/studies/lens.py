@@ -19,6 +19,7 @@ from toto_lens.studies.base import (
     StudyError,
     Summary,
     cache_args,
+    cache_checkpoint,
     command_line,
     fmt,
     open_study_cache,
@@ -54,9 +55,9 @@ def lens(
         raise StudyError(
             f"clip={clip}: choose one of the first {tokens.sizes['clip']} clips (0 … {tokens.sizes['clip'] - 1})"
         )
-    ck = _checkpoint(ds, trust_code)
+    ck, changed = cache_checkpoint(ds, trust_code=trust_code, what="the logit lens")
     result = run_lens(ck, tokens.values, ds["pos_frame"].values, progress=progress)
-    notes = _grid(result, ck, ds, tokens.values[clip], int(tokens["clip"].values[clip]), trust_code)
+    notes = changed + _grid(result, ck, ds, tokens.values[clip], int(tokens["clip"].values[clip]), trust_code)
     result.attrs.update(provenance("lens", ds, clips=int(tokens.sizes["clip"]), clip=clip))
     result.attrs["command"] = command_line(
         "lens", *cache_args(ckpt, cache, ds, dataset), "--clips", clips, "--clip", clip or None,
@@ -64,23 +65,6 @@ def lens(
     )  # fmt: skip
     figures = [lens_figure(result)] + ([lens_grid_figure(result)] if "grid" in result else [])
     return Study("lens", result, figures, lens_summary(result, notes))
-
-
-def _checkpoint(ds: Any, trust_code: bool) -> Any:
-    """The checkpoint the cache was extracted from (its recorded path, else its name)."""
-    from toto_lens.checkpoints import load_checkpoint
-    from toto_lens.errors import TotoLensError
-    from toto_lens.io import dict_attr
-
-    recorded = dict_attr(ds.attrs, "checkpoint")
-    why = "the cache names no checkpoint"
-    for candidate in (recorded.get("path"), recorded.get("name")):
-        if candidate:
-            try:
-                return load_checkpoint(candidate, trust_code=trust_code)
-            except TotoLensError as e:
-                why = str(e)
-    raise StudyError(f"the logit lens needs the cache's checkpoint: {why}")
 
 
 def _grid(result: Any, ck: Any, ds: Any, tokens: np.ndarray, clip_id: int, trust_code: bool) -> list[str]:
