@@ -31,7 +31,7 @@ SOURCES = {"pooled": "acts_pooled", "frame": "acts_frame"}
 
 def labels_of(ds: Any) -> list[str]:
     """The clip labels of a cache: coordinates along clip other than clip itself."""
-    return [str(k) for k in ds.coords if k != "clip" and ds[k].dims == ("clip",)]
+    return sorted(str(k) for k in ds.coords if k != "clip" and ds[k].dims == ("clip",))
 
 
 def embed(
