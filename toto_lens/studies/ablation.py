@@ -19,9 +19,9 @@ from toto_lens.studies.base import (
     Summary,
     cache_args,
     cache_checkpoint,
+    cache_with_tokens,
     command_line,
     fmt,
-    open_study_cache,
     provenance,
 )
 
@@ -42,7 +42,6 @@ def ablate(
     """Per-frame loss on the first `clips` complete video clips of the cache, intact, with `heads` ablated
     (`top:<score>:<k>` or `1.2,2.0`, layer.head as in the induction result) and with as many random heads
     ablated (`random_draws` draws, `seed`). mode: zero or mean. Options as `toto-lens ablate`."""
-    from toto_lens.analysis.redundancy import complete_clips
     from toto_lens.data.layout import layout_of
     from toto_lens.figures.ablation import ablation_figure
     from toto_lens.run.ablation import MODES, run_ablation
@@ -53,10 +52,7 @@ def ablate(
         raise StudyError(f"random_draws={random_draws}: give 0 or more draws of random heads")
     if mode not in MODES:
         raise StudyError(f"mode={mode!r}: choose zero or mean")
-    ds = open_study_cache(ckpt, cache, dataset)
-    if "tokens" not in ds.variables:
-        raise StudyError("the cache holds no tokens (variable tokens); extract it again")
-    ds = complete_clips(ds)
+    ds = cache_with_tokens(ckpt, cache, dataset)
     if "kind" in ds.variables:
         videos = np.flatnonzero(np.asarray(ds["kind"].values) == 0)
         if videos.size == 0:

@@ -334,3 +334,13 @@ def cache_checkpoint(
         changed = recorded.get("sha256") and recorded["sha256"] != ck.sha256
         return ck, [f"note: {ck.name}'s weights differ from those the cache was made with"] if changed else []
     raise StudyError(f"{what} needs the cache's checkpoint: {why}")
+
+
+def cache_with_tokens(ckpt: Any, cache: Any, dataset: str | None) -> Any:
+    """The study's cache, reduced to its complete clips, for a study that runs the clips' tokens again."""
+    from toto_lens.analysis.redundancy import complete_clips
+
+    ds = open_study_cache(ckpt, cache, dataset)
+    if "tokens" not in ds.variables:
+        raise StudyError("the cache holds no tokens (variable tokens); extract it again")
+    return complete_clips(ds)

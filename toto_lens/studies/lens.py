@@ -20,9 +20,9 @@ from toto_lens.studies.base import (
     Summary,
     cache_args,
     cache_checkpoint,
+    cache_with_tokens,
     command_line,
     fmt,
-    open_study_cache,
     provenance,
 )
 
@@ -40,16 +40,12 @@ def lens(
     """KL(final ‖ layer) and top-1 agreement per layer and frame on the first `clips` complete clips of the
     cache; clip: which of them to decode layer by layer. Options as `toto-lens lens`; trust_code: load a
     checkpoint or tokenizer that names code to import (`--trust-code`)."""
-    from toto_lens.analysis.redundancy import complete_clips
     from toto_lens.figures.lens import lens_figure, lens_grid_figure
     from toto_lens.run.lens import run_lens
 
     if clips <= 0:
         raise StudyError(f"clips={clips}: the logit lens needs at least one clip")
-    ds = open_study_cache(ckpt, cache, dataset)
-    if "tokens" not in ds.variables:
-        raise StudyError("the cache holds no tokens (variable tokens); extract it again")
-    ds = complete_clips(ds)
+    ds = cache_with_tokens(ckpt, cache, dataset)
     tokens = ds["tokens"].isel(clip=slice(0, clips))
     if not 0 <= clip < tokens.sizes["clip"]:
         raise StudyError(
