@@ -8,6 +8,7 @@ from toto_lens.cli import (  # noqa: F401
     ablation,
     analyses,
     attention,
+    attribution,
     convert,
     data,
     embedding,

@@ -20,6 +20,7 @@ from __future__ import annotations
 # binds the names to the functions (heavy libraries load inside the functions, not here).
 from toto_lens.studies.ablation import ablate
 from toto_lens.studies.attention import attention
+from toto_lens.studies.attribution import attribute
 from toto_lens.studies.base import Study, StudyError, Summary
 from toto_lens.studies.embedding import embed
 from toto_lens.studies.induction import induction
@@ -34,6 +35,7 @@ __all__ = [
     "Summary",
     "ablate",
     "attention",
+    "attribute",
     "embed",
     "induction",
     "lens",
