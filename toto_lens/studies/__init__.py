@@ -28,6 +28,7 @@ from toto_lens.studies.lens import lens
 from toto_lens.studies.ngrams import ngrams
 from toto_lens.studies.probing import probing
 from toto_lens.studies.redundancy import redundancy
+from toto_lens.studies.tracking import track
 
 __all__ = [
     "Study",
@@ -42,4 +43,5 @@ __all__ = [
     "ngrams",
     "probing",
     "redundancy",
+    "track",
 ]
