@@ -15,6 +15,7 @@ PARAMETERS = {
     "03-induction-heads": {"checkpoint": "nb", "checkpoints": ["nb-early", "nb"], "n": 4, "batch": 2},
     "04-tokens": {"tokenizers": ["kmeans-64", "random-64"], "frames": 64, "tokenizer": "kmeans-64"},
     "05-attention-maps": {"checkpoint": "nb", "clip": 1, "layer": 1, "query": [3, 2, 2]},
+    "06-tracking": {"checkpoint": "nb", "clips": 8, "show": 2},
     "07-attribution": {"checkpoint": "nb", "targets": 4, "n_steps": 8, "frame": 2},
     "08-embeddings": {"checkpoint": "nb", "source": "frame", "max_points": 512},
     "09-logit-lens": {"checkpoint": "nb", "clips": 4, "clip": 1},

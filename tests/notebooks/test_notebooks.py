@@ -25,6 +25,7 @@ BUDGET = {
     "03-induction-heads": 60,
     "04-tokens": 45,
     "05-attention-maps": 60,
+    "06-tracking": 60,
     "07-attribution": 60,
     "08-embeddings": 120,  # umap's import and first fit (numba compilation): 15-50 s
     "09-logit-lens": 60,

@@ -72,7 +72,15 @@ def tracking_figure(result: Any) -> Any:
     return fig
 
 
-def _row(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def shown_frames(result: Any) -> np.ndarray:
+    """(shown, F, H, W) grey frames of the shown clips: their brightness, or black when the result has no
+    frames (the data could not be opened again)."""
+    true = np.asarray(result["true_masks"].values)
+    frames = np.asarray(result["frames"].values) if "frames" in result else np.zeros(true.shape, np.float32)
+    return frames.mean(axis=-1) if frames.ndim == true.ndim + 1 else frames
+
+
+def mask_strip(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """(F, H, W) frames and label masks → one strip (H, F·(W + gap) − gap, 3) of tinted frames."""
     images = tinted(frames, masks)
     n, h, w, _ = images.shape
@@ -94,9 +102,7 @@ def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: 
         best = best_layer(result)
         methods = [m for m in (best, *BASELINE_STYLE) if m is not None and m in result["predictor"].values]
     true = np.asarray(result["true_masks"].values)
-    frames = np.asarray(result["frames"].values) if "frames" in result else np.zeros(true.shape, np.float32)
-    if frames.ndim == true.ndim + 1:  # colour frames: the tint is drawn on their brightness
-        frames = frames.mean(axis=-1)
+    frames = shown_frames(result)
     blocks, ticks, labels = [], [], []
     y = 0
     for s, clip in enumerate(result["shown"].values):
@@ -104,7 +110,7 @@ def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: 
             (m, np.asarray(result["pred_masks"].sel(predictor=m).values[s])) for m in methods
         ]
         for name, masks in rows:
-            strip = _row(frames[s], masks)
+            strip = mask_strip(frames[s], masks)
             blocks += [strip, np.full((GAP, strip.shape[1], 3), 40.0, np.float32)]
             ticks.append(y + strip.shape[0] / 2)
             labels.append(f"clip {int(clip)} · {name}")

@@ -10,6 +10,7 @@ figures are attributes, so that a notebook or a test can drive it (`explorer.lay
     widgets.head_explorer(studies.induction("demo"))        # score, layer, head, clip, qframe
                                                             #   → grid (clickable), pattern, frames
     widgets.attention_explorer("demo")                      # where one query token looks, every frame
+    widgets.tracking_explorer(studies.track("demo"))        # predictor, clip → masks beside the truth
 
 A control's change writes new data into the figures' existing traces: the figures are never rebuilt.
 Importing this package is cheap; ipywidgets and plotly load with the first explorer.
@@ -24,6 +25,8 @@ _EXPORTS = {
     "LossExplorer": "toto_lens.widgets.loss",
     "head_explorer": "toto_lens.widgets.heads",
     "HeadExplorer": "toto_lens.widgets.heads",
+    "tracking_explorer": "toto_lens.widgets.tracking",
+    "TrackingExplorer": "toto_lens.widgets.tracking",
     "attention_explorer": "toto_lens.widgets.attention",
     "AttentionExplorer": "toto_lens.widgets.attention",
     "linear_probe_predictions": "toto_lens.widgets.predictions",
