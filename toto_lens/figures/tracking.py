@@ -14,7 +14,6 @@ BASELINE_STYLE = {
     "pixels": ("#8c564b", "dot"),
     "token-oracle": ("#9467bd", "dashdot"),
 }
-LABEL_PLACE = {"copy-first": "top left", "pixels": "bottom left", "token-oracle": "top right"}
 BEST_COLOUR = "#17becf"
 SCORES = (("JF", "J&F", "#1f77b4"), ("J", "J (region)", "#2ca02c"), ("F", "F (boundary)", "#d62728"))
 GAP = 2
@@ -44,11 +43,16 @@ def tracking_figure(result: Any) -> Any:
                 x=numbers, y=result[key].sel(predictor=layers).values, mode="lines+markers", name=name,
                 line={"color": colour, "width": 3 if key == "JF" else 1.5}, legendgroup=key,
             ), row=1, col=1)  # fmt: skip
-    for method, (colour, dash) in BASELINE_STYLE.items():
-        if method in result["predictor"].values:
-            value = float(result["JF"].sel(predictor=method))
-            fig.add_hline(y=value, line={"color": colour, "dash": dash}, row=1, col=1,
-                          annotation_text=f"{method} J&F {value:.3f}", annotation_position=LABEL_PLACE[method])  # fmt: skip
+    present = [m for m in BASELINE_STYLE if m in result["predictor"].values]
+    values = {m: float(result["JF"].sel(predictor=m)) for m in present}
+    lowest = min(values, key=values.get) if values else None
+    for method in present:  # labels: the lowest line's under it, the others' above, so two close ones part
+        colour, dash = BASELINE_STYLE[method]
+        place = "bottom left" if method == lowest else "top right" if method == "token-oracle" else "top left"
+        fig.add_hline(
+            y=values[method], line={"color": colour, "dash": dash}, row=1, col=1,
+            annotation_text=f"{method} J&F {values[method]:.3f}", annotation_position=place,
+        )  # fmt: skip
     best = best_layer(result)
     per_frame = (result["J_frame"] + result["F_frame"]) / 2
     frames = result["frame"].values
@@ -90,7 +94,7 @@ def mask_strip(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return out
 
 
-def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: int = 1300) -> Any:
+def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: int = 1240) -> Any:
     """For each shown clip, rows of frames tinted by mask: the truth, then each method's prediction (the
         best layer and the baselines unless `methods` names others); frames left to right, drawn at the whole
     zoom nearest to fitting `width` pixels."""
@@ -118,7 +122,7 @@ def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: 
         blocks.append(np.full((4 * GAP, blocks[-1].shape[1], 3), 255.0, np.float32))
         y += 4 * GAP
     image = np.concatenate(blocks).clip(0, 255).astype(np.uint8)
-    left, top = 200, 110
+    left, top = 180, 110
     zoom = max(1, round((width - left - 20) / image.shape[1]))
     image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
     frame_w = true.shape[-1]
