@@ -190,3 +190,16 @@ def test_best_layer_is_the_highest_jf_layer_not_a_baseline():
     result = track({"layer-0": lambda: noise, "layer-3": lambda: feats}, masks, np.array([0]), GRID)
     assert best_layer(result) == "layer-3"
     assert list(result["predictor_layer"].values) == [0, 3, -1, -1]
+
+
+def test_f_measure_of_a_stack_equals_each_pair_on_its_own():
+    """The boundary dilation runs over a whole stack at once: one mask's boundary must never reach into
+    its neighbour in the stack (a footprint across frames would)."""
+    rng = np.random.default_rng(3)
+    pred = rng.random((6, 32, 32)) > 0.7
+    true = np.roll(pred, 1, axis=0) | (rng.random((6, 32, 32)) > 0.9)
+    pred[2] = False  # an empty prediction among them
+    stacked = f_measure(pred, true)
+    assert stacked.shape == (6,)
+    np.testing.assert_allclose(stacked, [f_measure(p, t) for p, t in zip(pred, true, strict=True)])
+    assert stacked[2] == 0

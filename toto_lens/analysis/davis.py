@@ -36,18 +36,18 @@ def jaccard(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
-    """One-pixel boundary of a binary mask (H, W): pixels whose east, south or south-east neighbour
+    """One-pixel boundary of binary masks (..., H, W): pixels whose east, south or south-east neighbour
     differs; on the last row only the east neighbour counts, on the last column only the south one, and
     the bottom-right pixel is never a boundary."""
     seg = np.asarray(mask, dtype=bool)
     east, south, southeast = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    east[:, :-1] = seg[:, 1:]
-    south[:-1, :] = seg[1:, :]
-    southeast[:-1, :-1] = seg[1:, 1:]
+    east[..., :, :-1] = seg[..., :, 1:]
+    south[..., :-1, :] = seg[..., 1:, :]
+    southeast[..., :-1, :-1] = seg[..., 1:, 1:]
     edge = (seg ^ east) | (seg ^ south) | (seg ^ southeast)
-    edge[-1, :] = seg[-1, :] ^ east[-1, :]
-    edge[:, -1] = seg[:, -1] ^ south[:, -1]
-    edge[-1, -1] = False
+    edge[..., -1, :] = seg[..., -1, :] ^ east[..., -1, :]
+    edge[..., :, -1] = seg[..., :, -1] ^ south[..., :, -1]
+    edge[..., -1, -1] = False
     return edge
 
 
@@ -62,23 +62,28 @@ def disk(radius: int) -> np.ndarray:
     return r[:, None] ** 2 + r[None, :] ** 2 <= radius**2
 
 
-def f_measure(pred: np.ndarray, true: np.ndarray, bound_th: float = BOUND_TH) -> float:
-    """Boundary F-measure of one predicted and one true binary mask (H, W)."""
+def f_measure(pred: np.ndarray, true: np.ndarray, bound_th: float = BOUND_TH) -> np.ndarray:
+    """Boundary F-measure of predicted and true binary masks (..., H, W) → (...), one per mask pair."""
     from scipy.ndimage import binary_dilation
 
     pred, true = np.asarray(pred, dtype=bool), np.asarray(true, dtype=bool)
-    if pred.shape != true.shape or pred.ndim != 2:
-        raise ValueError(f"f_measure takes two (H, W) masks, got {pred.shape} and {true.shape}")
-    pb, tb = boundary_map(pred), boundary_map(true)
-    n_pred, n_true = int(pb.sum()), int(tb.sum())
-    if n_pred == 0 or n_true == 0:
-        precision = 1.0 if n_pred == 0 else 0.0
-        recall = 1.0 if n_true == 0 else 0.0
-    else:
-        footprint = disk(tolerance(pred.shape, bound_th))
-        precision = float((pb & binary_dilation(tb, footprint)).sum()) / n_pred
-        recall = float((tb & binary_dilation(pb, footprint)).sum()) / n_true
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    if pred.shape != true.shape or pred.ndim < 2:
+        raise ValueError(f"f_measure takes masks of one shape (..., H, W), got {pred.shape} and {true.shape}")
+    lead, image = pred.shape[:-2], pred.shape[-2:]
+    pb, tb = boundary_map(pred).reshape(-1, *image), boundary_map(true).reshape(-1, *image)
+    footprint = disk(tolerance(image, bound_th))[None]  # dilate each mask on its own, not across them
+    matched_pred = (pb & binary_dilation(tb, footprint)).sum(axis=(1, 2))
+    matched_true = (tb & binary_dilation(pb, footprint)).sum(axis=(1, 2))
+    n_pred, n_true = pb.sum(axis=(1, 2)), tb.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # no predicted boundary: precision 1 (nothing wrong was drawn); no true boundary: recall 1
+        precision = np.where(n_pred == 0, 1.0, matched_pred / np.maximum(n_pred, 1))
+        recall = np.where(n_true == 0, 1.0, matched_true / np.maximum(n_true, 1))
+        # … but one side empty and the other not scores 0 on the empty side's partner
+        precision = np.where((n_pred > 0) & (n_true == 0), 0.0, precision)
+        recall = np.where((n_true > 0) & (n_pred == 0), 0.0, recall)
+        f = np.where(precision + recall == 0, 0.0, 2 * precision * recall / (precision + recall))
+    return f.reshape(lead) if lead else f.reshape(()).item()
 
 
 def statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
@@ -111,6 +116,8 @@ def score_objects(
     pred, true = np.asarray(pred), np.asarray(true)
     frames = scored_frames(true.shape[0])
     p, t = pred[frames], true[frames]
-    j = np.stack([jaccard(p == k, t == k) for k in objects]) if len(objects) else np.zeros((0, len(t)))
-    f = np.array([[f_measure(p[i] == k, t[i] == k, bound_th) for i in range(len(t))] for k in objects])
-    return j.reshape(len(objects), len(t)), f.reshape(len(objects), len(t))
+    ids = np.asarray(objects).reshape(-1, 1, 1, 1)
+    p_obj, t_obj = p[None] == ids, t[None] == ids  # (objects, frames, H, W)
+    return jaccard(p_obj, t_obj).reshape(len(ids), len(t)), np.asarray(
+        f_measure(p_obj, t_obj, bound_th)
+    ).reshape(len(ids), len(t))

@@ -97,33 +97,37 @@ def normalise(features: np.ndarray) -> np.ndarray:
 
 
 def propagate(features: np.ndarray, first: np.ndarray, settings: Propagation = Propagation()) -> np.ndarray:
-    """Soft labels (F, R, C, L) of every frame from token features (F, R, C, D) and the first frame's soft
-    labels (R, C, L); frame 0 keeps `first`. Frame t's labels depend on features of frames ≤ t only."""
-    feats = np.asarray(features, dtype=np.float64)
-    n_frames, rows, cols, _ = feats.shape
-    if first.shape[:2] != (rows, cols):
+    """Soft labels (..., F, R, C, L) of every frame from token features (..., F, R, C, D) and the first
+    frame's soft labels (..., R, C, L); frame 0 keeps `first`. Leading dimensions are clips propagated
+    together (each from its own frames only). Frame t's labels depend on features of frames ≤ t only."""
+    feats = np.asarray(features, dtype=np.float32)  # similarities in float32: half the time of float64
+    first = np.asarray(first, dtype=np.float64)
+    *lead, n_frames, rows, cols, dim = feats.shape
+    if first.shape[:-1] != (*lead, rows, cols):
         raise AnalysisError(
-            f"first-frame labels {first.shape[:2]} do not match the token grid {(rows, cols)}"
+            f"first-frame labels {first.shape[:-1]} do not match the features' {(*lead, rows, cols)}"
         )
-    tokens = rows * cols
-    feats = normalise(feats.reshape(n_frames, tokens, -1))
+    batch, tokens, n_labels = int(np.prod(lead, dtype=np.int64)), rows * cols, first.shape[-1]
+    feats = normalise(feats.reshape(batch, n_frames, tokens, dim))
     near = neighbourhood((rows, cols), settings.radius)
-    labels = np.zeros((n_frames, tokens, first.shape[-1]))
-    labels[0] = first.reshape(tokens, -1)
+    labels = np.zeros((batch, n_frames, tokens, n_labels))
+    labels[:, 0] = first.reshape(batch, tokens, n_labels)
     for t in range(1, n_frames):
         ctx = [0, *range(max(1, t - settings.context), t)]
-        sim = np.matmul(feats[ctx], feats[t].T).transpose(2, 0, 1)  # (target, context frame, source)
+        n_src = len(ctx) * tokens
+        sim = np.matmul(feats[:, t], feats[:, ctx].reshape(batch, n_src, dim).transpose(0, 2, 1))  # (b, i, j)
         allowed = np.ones((tokens, len(ctx), tokens), dtype=bool)
-        allowed[:, 1:] = near[:, None, :]
-        sim = np.where(allowed, sim, -np.inf).reshape(tokens, -1)
-        k = min(settings.topk, sim.shape[1])
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        weights = np.take_along_axis(sim, top, axis=1) / settings.temperature
-        weights = np.exp(weights - weights.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)
-        sources = labels[ctx].reshape(-1, labels.shape[-1])  # (context frame · source, L)
-        labels[t] = (weights[..., None] * sources[top]).sum(axis=1)
-    return labels.reshape(n_frames, rows, cols, -1)
+        allowed[:, 1:] = near[:, None, :]  # the first frame: any place; previous frames: within the radius
+        sim = np.where(allowed.reshape(tokens, n_src), sim, -np.inf)
+        k = min(settings.topk, n_src)
+        top = np.argpartition(-sim, k - 1, axis=-1)[..., :k]  # (b, target, k)
+        weights = np.take_along_axis(sim, top, axis=-1) / settings.temperature
+        weights = np.exp(weights - weights.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        sources = labels[:, ctx].reshape(batch * n_src, n_labels)
+        picked = sources[top + (np.arange(batch) * n_src)[:, None, None]]  # (b, target, k, L)
+        labels[:, t] = (weights[..., None] * picked).sum(axis=2)
+    return labels.reshape(*lead, n_frames, rows, cols, n_labels)
 
 
 def _interpolation(n_out: int, n_in: int) -> np.ndarray:
@@ -201,6 +205,26 @@ def track_clip(
     return to_pixels(soft, masks.shape[1:], objects, rescale)
 
 
+CLIPS_AT_ONCE = 16  # clips propagated together: fewer, larger array operations; memory stays bounded
+
+
+def propagate_clips(
+    features: np.ndarray, masks: np.ndarray, settings: Propagation = Propagation()
+) -> np.ndarray:
+    """Soft labels (clip, F, R, C, 1 + K) of many clips, features (clip, F, R, C, D) and true masks
+    (clip, F, H, W), propagated a batch of clips at a time; K is the most objects a clip has, and a clip
+    with fewer has zero labels in the extra columns (which stay zero)."""
+    grid = features.shape[2:4]
+    objects = [first_objects(m) for m in masks]
+    firsts = np.zeros((len(masks), *grid, 1 + max(len(o) for o in objects)))
+    for c, (m, o) in enumerate(zip(masks, objects, strict=True)):
+        firsts[c, ..., : 1 + len(o)] = token_labels(m[0], o, grid)
+    return np.concatenate([
+        propagate(features[i : i + CLIPS_AT_ONCE], firsts[i : i + CLIPS_AT_ONCE], settings)
+        for i in range(0, len(masks), CLIPS_AT_ONCE)
+    ])  # fmt: skip
+
+
 def score_clip(pred: np.ndarray, true: np.ndarray, bound_th: float = BOUND_TH) -> dict[str, np.ndarray]:
     """Per object of the first frame: J and F per scored frame, and each one's Mean, Recall and Decay."""
     objects = first_objects(true)
@@ -259,9 +283,13 @@ def track(
             raise AnalysisError(
                 f"predictor {name}: features {feats.shape[:4]} do not match {n_clips} clips of {grid} tokens"
             )
+        propagated = None if isinstance(feats, str) else propagate_clips(feats, masks, settings)
         for c in range(n_clips):
-            pred = track_clip(feats if isinstance(feats, str) else feats[c], masks[c], settings, grid=grid,
-                              rescale=rescale)  # fmt: skip
+            if propagated is None:
+                pred = track_clip(feats, masks[c], settings, grid=grid, rescale=rescale)
+            else:
+                objects = first_objects(masks[c])
+                pred = to_pixels(propagated[c][..., : 1 + len(objects)], masks.shape[2:], objects, rescale)
             s = score_clip(pred, masks[c], bound_th)
             k = len(s["objects"])
             for stat in STATS:
