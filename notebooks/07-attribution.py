@@ -27,13 +27,14 @@
 # **Appendix figure:** none in the appendix; it asks where the redundancy of later frames (A.3, Fig. 10)
 # comes from, token by token.
 #
-# **Time on a laptop CPU:** about 1 min with the demo model's cache (`make demo`, 16 random targets,
-# 32 steps; measured on 2 cores), a few seconds more for the chosen target.
+# **Time on a laptop CPU:** about 2-3 min with the demo model's cache (`make demo`, 8 random targets and
+# the chosen one, 32 steps, doubled up to 128 where the completeness gap is over 1 %; 32 targets took 12 min
+# on 2 cores shared with another job).
 
 # %% tags=["parameters"]
 checkpoint = "demo"  # trained by `make demo`
 dataset = "moving-digits-val"  # its cache: cache/<checkpoint>/<dataset>.zarr
-targets = 16  # random tokens of frames ≥ 1, one per clip of the first clips
+targets = 8  # random tokens of frames ≥ 1, one per clip of the first clips
 n_steps = 32  # steps of the integrated-gradients integral
 seed = 0  # which random tokens
 clip = 0  # the chosen target below: its clip, frame, row and col

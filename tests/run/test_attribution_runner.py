@@ -56,6 +56,10 @@ def test_completeness_within_a_thousandth_of_the_change(model):
     np.testing.assert_allclose(out["delta"], total - change, atol=1e-5)
     gap = np.abs(total - change) / np.abs(change)
     assert gap.max() < 1e-3, f"completeness gap {gap}: the path integral is not of F (or too coarse)"
+    coarse = integrated_gradients(model, ids, positions, n_steps=2, batch=3)
+    loose = np.abs(coarse["delta"]) / np.abs(coarse["f_input"] - coarse["f_baseline"])
+    assert (coarse["steps"] > 2).any(), "2 steps are too few: the loose targets run again with more"
+    assert (loose <= 0.01).all() or (coarse["steps"] == 256).all(), (coarse["steps"], loose)
     # F is the log-probability of the real token at p read from the logits at p − 1.
     with torch.no_grad():
         logp = model(torch.as_tensor(ids)).log_softmax(-1).numpy()

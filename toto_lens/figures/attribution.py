@@ -47,7 +47,7 @@ def attribution_figure(result: Any) -> Any:
             row=1, col=i,
         )  # fmt: skip
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", showlegend=i == 2, name="the target's place",
-                                 marker={"symbol": "circle-open", "size": 12, "color": "white", "line": {"width": 2}}), row=1, col=i)  # fmt: skip
+                                 marker={"symbol": "circle-open", "size": 12, "color": "red", "line": {"width": 2}}), row=1, col=i)  # fmt: skip
         fig.update_xaxes(title_text="dcol", row=1, col=i)
         fig.update_yaxes(title_text="drow" if i == 2 else None, autorange="reversed", scaleanchor=f"x{i}",
                          row=1, col=i)  # fmt: skip
@@ -55,7 +55,9 @@ def attribution_figure(result: Any) -> Any:
     colorbar = {"title": "mean |share|<br>of one token", "tickvals": ticks,
                 "ticktext": [f"{10.0**t:.0e}" for t in ticks]}  # fmt: skip
     gap = result.get("gap_relative")
-    gap_text = f"; completeness gap ≤ {float(gap.max()):.1g} of |F(x) − F(x')|" if gap is not None else ""
+    worst = float(gap.max()) if gap is not None else float("nan")
+    worst_text = f"{worst:.1%}" if worst >= 1e-3 else f"{worst:.1g}"
+    gap_text = f"; completeness gap ≤ {worst_text} of |F(x) − F(x')|" if gap is not None else ""
     ckpt = result.attrs.get("checkpoint", "")
     fig.update_layout(
         title=f"Integrated gradients of {ckpt}: where the evidence for a token sits "

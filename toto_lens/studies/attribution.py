@@ -131,9 +131,11 @@ def attribution_summary(result: Any, notes: list[str] = ()) -> Summary:
         "gap_relative_mean": float(np.nanmean(rel)) if np.isfinite(rel).any() else None,
         "f_input_mean": float(result["f_input"].mean()),
         "f_baseline_mean": float(result["f_baseline"].mean()),
+        "steps_max": int(result["steps"].max()) if "steps" in result else a.get("n_steps"),
     }
     head = [
-        f"{data['targets']} targets, {data['n_steps']} steps, baseline: {data['baseline']}; "
+        f"{data['targets']} targets, {data['n_steps']} steps (up to {data['steps_max']} where the gap "
+        f"was over {fmt(a.get('tolerance'), '.0%')}), baseline: {data['baseline']}; "
         f"log p(target) {fmt(data['f_input_mean'])} on the clip, {fmt(data['f_baseline_mean'])} on the baseline",
         f"completeness gap |Σ attribution − (F(x) − F(x'))|: max {fmt(data['gap_max'], '.2e')}, "
         f"mean {fmt(data['gap_mean'], '.2e')}; relative to |F(x) − F(x')|: max "
