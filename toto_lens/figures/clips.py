@@ -37,7 +37,7 @@ def tinted(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(masks[..., None] > 0, 0.35 * grey + 0.65 * colours, grey)
 
 
-def _strip(images: np.ndarray, gap: int) -> np.ndarray:
+def strip(images: np.ndarray, gap: int) -> np.ndarray:
     """(F, H, W, 3) → (H, F·(W + gap) - gap, 3) with dark gaps between frames."""
     f, h, w, _ = images.shape
     out = np.full((h, f * (w + gap) - gap, 3), 40.0, dtype=np.float32)
@@ -50,7 +50,7 @@ def clip_rows(clip: Clip, frames: slice | None = None, gap: int = 2) -> np.ndarr
     """One clip as two strips (frames over tinted masks), (2H + gap, width, 3) uint8."""
     sel = frames or slice(None)
     grey = np.repeat(clip.frames[sel, ..., None] * 255.0, 3, axis=-1)
-    top, bottom = _strip(grey, gap), _strip(tinted(clip.frames[sel], clip.masks[sel]), gap)
+    top, bottom = strip(grey, gap), strip(tinted(clip.frames[sel], clip.masks[sel]), gap)
     sep = np.full((gap, top.shape[1], 3), 40.0, dtype=np.float32)
     return np.concatenate([top, sep, bottom]).clip(0, 255).astype(np.uint8)
 

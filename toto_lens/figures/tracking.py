@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from toto_lens.figures.clips import tinted
+from toto_lens.figures.clips import strip, tinted
 
 BASELINE_STYLE = {
     "copy-first": ("#7f7f7f", "dash"),
@@ -86,12 +86,7 @@ def shown_frames(result: Any) -> np.ndarray:
 
 def mask_strip(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """(F, H, W) frames and label masks → one strip (H, F·(W + gap) − gap, 3) of tinted frames."""
-    images = tinted(frames, masks)
-    n, h, w, _ = images.shape
-    out = np.full((h, n * (w + GAP) - GAP, 3), 40.0, dtype=np.float32)
-    for i in range(n):
-        out[:, i * (w + GAP) : i * (w + GAP) + w] = images[i]
-    return out
+    return strip(tinted(frames, masks), GAP)
 
 
 def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: int = 1240) -> Any:
