@@ -5,12 +5,10 @@ import pytest
 
 from toto_lens.analysis import AnalysisError
 from toto_lens.analysis.generation import (
-    CONTINUATIONS,
     PSNR_CAP_DB,
     copy_last_frames,
     frame_quality,
     frechet_distance,
-    generation_quality,
     ngram_divergence,
 )
 
@@ -203,32 +201,3 @@ def test_frechet_refuses_fewer_than_two_samples():
         frechet_distance(np.ones((5, 4)), a)
     with pytest.raises(AnalysisError, match="width"):
         frechet_distance(np.ones((5, 4)), np.ones((5, 3)))
-
-
-# -- generation_quality ----------------------------------------------------------------------------
-
-
-def test_generation_quality_lines_up_the_three_continuations():
-    rng = np.random.default_rng(6)
-    clip = smooth_frames(rng, clips=2, frames=5)
-    prompt, truth = clip[:, :2], clip[:, 2:]
-    generated = truth + 0.1
-    codes = {"generated": rng.integers(0, 4, (2, 3 * 4)), "truth": rng.integers(0, 4, (2, 3 * 4))}
-    feats = {"generated": rng.normal(size=(20, 3)) + 1.0, "truth": rng.normal(size=(20, 3))}
-    q = generation_quality(
-        prompt, generated, truth, codes=codes, reference_codes=codes["truth"], grid=(2, 2),
-        features=feats, reference_features=feats["truth"],
-    )  # fmt: skip
-    assert list(q["continuation"].values) == list(CONTINUATIONS)
-    assert q["psnr"].dims == ("continuation", "clip", "frame") and q["psnr"].shape == (3, 2, 3)
-    np.testing.assert_allclose(q["psnr"].sel(continuation="generated"), 20.0, atol=1e-9)
-    np.testing.assert_array_equal(q["psnr"].sel(continuation="truth"), PSNR_CAP_DB)
-    copy = frame_quality(copy_last_frames(prompt, 3), truth)
-    np.testing.assert_allclose(q["ssim"].sel(continuation="copy-last"), copy["ssim"])
-    assert q["ngram_js"].sel(continuation="truth") == 0.0
-    assert np.isnan(q["ngram_js"].sel(continuation="copy-last"))  # not given: NaN, not 0
-    assert q["frechet"].sel(continuation="generated") > q["frechet"].sel(continuation="truth") == 0.0
-    with pytest.raises(AnalysisError, match="among"):
-        generation_quality(
-            prompt, generated, truth, features={"model": feats["truth"]}, reference_features=feats["truth"]
-        )

@@ -12,15 +12,12 @@ scikit-image is imported inside the functions that need it, scipy inside `freche
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError
 from toto_lens.analysis.ngrams import ngram_counts
 
-CONTINUATIONS = ("generated", "copy-last", "truth")
 PSNR_CAP_DB = 100.0  # PSNR is reported as min(PSNR, 100 dB); identical frames (MSE 0, PSNR +inf) get 100
 SSIM_WIN = 7  # SSIM window side: 7 (scikit-image's default), or the largest odd number <= the smaller side
 RIDGE = 1e-6  # added, times the mean variance, to both covariances when one is singular
@@ -210,64 +207,3 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         root = root.real
     value = float(mu @ mu + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
     return max(value, 0.0)
-
-
-def _per_continuation(given: Mapping[str, np.ndarray] | None, what: str) -> Mapping[str, np.ndarray]:
-    given = {} if given is None else dict(given)
-    unknown = sorted(set(given) - set(CONTINUATIONS))
-    if unknown:
-        raise AnalysisError(f"{what} keys must be among {', '.join(CONTINUATIONS)}, got {', '.join(unknown)}")
-    return given
-
-
-def generation_quality(
-    prompt_frames: np.ndarray,
-    generated: np.ndarray,
-    truth: np.ndarray,
-    *,
-    data_range: float = 1.0,
-    codes: Mapping[str, np.ndarray] | None = None,
-    reference_codes: np.ndarray | None = None,
-    grid: tuple[int, int] | None = None,
-    n: int = 1,
-    vocab: int | None = None,
-    features: Mapping[str, np.ndarray] | None = None,
-    reference_features: np.ndarray | None = None,
-) -> xr.Dataset:
-    """The measures above side by side along `continuation` = ("generated", "copy-last", "truth").
-
-    Frames: `generated` and `truth` (clip, frame, H, W[, C]) continue `prompt_frames` (clip, k, H, W[, C]);
-    the copy-last continuation is `copy_last_frames(prompt_frames, frames)`. `psnr`, `ssim`, `identical`
-    (continuation, clip, frame) are `frame_quality` against `truth` ("truth" itself is the ceiling: 100 dB,
-    SSIM 1). Optional, per continuation: `codes[name]` (sequences, frames·R·C) scored by `ngram_js`
-    (`ngram_divergence` against `reference_codes`, with `grid`, `n`, `vocab`), and
-    `features[name]` (samples, d) scored by `frechet` (`frechet_distance` against `reference_features`);
-    NaN for a continuation not given. The reference should be real clips other than the truth rows,
-    so that the "truth" row is the floor that sampling alone gives.
-    """
-    gen = np.asarray(generated)
-    copy = copy_last_frames(prompt_frames, gen.shape[1] if gen.ndim in (4, 5) else 1)
-    frames = {"generated": gen, "copy-last": copy, "truth": truth}
-    scored = [frame_quality(frames[name], truth, data_range) for name in CONTINUATIONS]
-    out = xr.concat(scored, dim="continuation", combine_attrs="override")
-    out = out.assign_coords(continuation=list(CONTINUATIONS))
-
-    codes, features = _per_continuation(codes, "codes"), _per_continuation(features, "features")
-    js = np.full(len(CONTINUATIONS), np.nan)
-    if codes:
-        if reference_codes is None or grid is None:
-            raise AnalysisError("n-gram divergence needs reference_codes and grid beside codes")
-        for i, name in enumerate(CONTINUATIONS):
-            if name in codes:
-                js[i] = ngram_divergence(codes[name], reference_codes, grid, n, vocab)
-    fd = np.full(len(CONTINUATIONS), np.nan)
-    if features:
-        if reference_features is None:
-            raise AnalysisError("the Fréchet distance needs reference_features beside features")
-        for i, name in enumerate(CONTINUATIONS):
-            if name in features:
-                fd[i] = frechet_distance(features[name], reference_features)
-    out["ngram_js"] = ("continuation", js, {"units": "bits", "long_name": f"JS divergence of {n}-grams"})
-    out["frechet"] = ("continuation", fd, {"long_name": "Fréchet distance of features (not FVD)"})
-    out.attrs.update(n=int(n), grid=[] if grid is None else [int(grid[0]), int(grid[1])])
-    return out
