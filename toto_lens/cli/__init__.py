@@ -13,6 +13,7 @@ from toto_lens.cli import (  # noqa: F401
     data,
     embedding,
     extract,
+    generation,
     lens,
     models,
     probe,

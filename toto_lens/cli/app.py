@@ -154,16 +154,17 @@ OutOpt = Annotated[
 ]
 
 
-def show(study, out: Path, as_json: bool) -> None:
-    """Save a study where --out says, then print its summary: a table, or one JSON object with --json."""
+def show(study, out: Path, as_json: bool, also: dict[str, Path] | None = None) -> None:
+    """Save a study where --out says, then print its summary: a table, or one JSON object with --json;
+    `also` names files the command wrote beside it (name → path)."""
     import json
 
     from toto_lens.studies.base import plain
 
-    written = study.save(out)
+    written = {**study.save(out), **(also or {})}
     s = study.summary
     if as_json:
-        paths = {"out": str(out), "data": str(written["data"]), "figure": str(written["figure"])}
+        paths = {"out": str(out), **{k: str(v) for k, v in written.items()}}
         print(json.dumps(plain({**paths, **s.data, **({"notes": s.notes} if s.notes else {})})))
         return
     from rich import box
@@ -177,4 +178,5 @@ def show(study, out: Path, as_json: bool) -> None:
     for row in s.rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"wrote {written['data']} and {written['figure']}", soft_wrap=True)
+    *first, last = [str(p) for p in written.values()]
+    console.print(f"wrote {', '.join(first)} and {last}", soft_wrap=True)

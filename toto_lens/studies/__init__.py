@@ -23,6 +23,7 @@ from toto_lens.studies.attention import attention
 from toto_lens.studies.attribution import attribute
 from toto_lens.studies.base import Study, StudyError, Summary
 from toto_lens.studies.embedding import embed
+from toto_lens.studies.generation import generation
 from toto_lens.studies.induction import induction
 from toto_lens.studies.lens import lens
 from toto_lens.studies.ngrams import ngrams
@@ -38,6 +39,7 @@ __all__ = [
     "attention",
     "attribute",
     "embed",
+    "generation",
     "induction",
     "lens",
     "ngrams",

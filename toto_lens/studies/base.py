@@ -74,6 +74,7 @@ class Study:
     figures: list[Any]  # plotly Figures, the main one first
     summary: Summary
     title: str = ""  # the saved page's title; the main figure's title when empty
+    out_is_folder: bool = False  # its command's --out names the folder the saved files lie in
 
     @property
     def figure(self) -> Any:
@@ -94,7 +95,8 @@ class Study:
         data, figure = output_paths(path, check=False)
         if self.result.attrs.get("command"):
             base_command = str(self.result.attrs["command"]).split(" --out ")[0]
-            self.result.attrs["command"] = f"{base_command} --out {shlex.quote(str(path))}"
+            out = Path(path).parent if self.out_is_folder else path
+            self.result.attrs["command"] = f"{base_command} --out {shlex.quote(str(out))}"
         try:
             output_paths(path)  # the place may have changed since the study started
             return self._write(data, figure)

@@ -11,6 +11,7 @@ figures are attributes, so that a notebook or a test can drive it (`explorer.lay
                                                             #   → grid (clickable), pattern, frames
     widgets.attention_explorer("demo")                      # where one query token looks, every frame
     widgets.tracking_explorer(studies.track("demo"))        # predictor, clip → masks beside the truth
+    widgets.generation_explorer("demo")                     # temperature, frames given → sampled clips
 
 A control's change writes new data into the figures' existing traces: the figures are never rebuilt.
 Importing this package is cheap; ipywidgets and plotly load with the first explorer.
@@ -25,6 +26,8 @@ _EXPORTS = {
     "LossExplorer": "toto_lens.widgets.loss",
     "head_explorer": "toto_lens.widgets.heads",
     "HeadExplorer": "toto_lens.widgets.heads",
+    "generation_explorer": "toto_lens.widgets.generation",
+    "GenerationExplorer": "toto_lens.widgets.generation",
     "tracking_explorer": "toto_lens.widgets.tracking",
     "TrackingExplorer": "toto_lens.widgets.tracking",
     "attention_explorer": "toto_lens.widgets.attention",
