@@ -40,7 +40,12 @@ start = "video"  # "video" ([1]) or "image" ([3]) when prompt_frames = 0
 from toto_lens import studies, widgets
 
 study = studies.generation(
-    checkpoint, dataset=dataset, clips=clips, prompt_frames=prompt_frames, temperature=temperature, start=start
+    checkpoint,
+    dataset=dataset,
+    clips=clips,
+    prompt_frames=prompt_frames,
+    temperature=temperature,
+    start=start,
 )
 study.summary
 

@@ -98,7 +98,9 @@ def test_from_the_start_token_alone_there_is_no_copy_last(gen_store):
      (["--clips", "60"], "the cache has 6 complete clips")],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(gen_store, capsys, tmp_path, args, message):
-    code, out, err = run_cli(capsys, "generate", "--ckpt", "geny", "--clips", "2", *args, "--out", str(tmp_path / "g"))
+    code, out, err = run_cli(
+        capsys, "generate", "--ckpt", "geny", "--clips", "2", *args, "--out", str(tmp_path / "g")
+    )
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
     assert message in lines[0], lines[0]
