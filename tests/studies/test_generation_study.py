@@ -79,7 +79,9 @@ def test_from_the_start_token_alone_there_is_no_copy_last(gen_store):
     result = studies.generation(
         "geny", clips=2, prompt_frames=0, start="image", temperature=1.0, seed=3
     ).result
-    assert np.isnan(result["psnr"].sel(continuation="copy-last")).all()
+    copy_last = result.sel(continuation="copy-last")
+    for name in ("psnr", "ssim", "ngram_js_1", "ngram_js_2", "frechet"):
+        assert np.isnan(copy_last[name]).all(), f"{name} of copy-last with nothing to copy"
     assert (result["tokens"].values[:, 0] == layout_of(gen_store).image_start_id).all()
     saved = result.copy()
     other = studies.generation(

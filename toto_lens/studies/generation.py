@@ -162,12 +162,14 @@ def _quality(ck, tok, ds, layout, real, codes, ids, k: int, layer: int | None):
             ("continuation", "clip", "frame"),
             np.stack([np.broadcast_to(r, (n, shared - k)) for r in rows]),
         )
+    absent = set() if k else {"copy-last"}  # no frame given, nothing to copy: that row stays empty
     for gram in (1, 2):
         values = [ngram_divergence(conts[c][:, later].reshape(n, -1), reference, (layout.rows, layout.cols), n=gram)
-                  if len(reference) else np.nan for c in CONTINUATIONS]  # fmt: skip
+                  if len(reference) and c not in absent else np.nan for c in CONTINUATIONS]  # fmt: skip
         data[f"ngram_js_{gram}"] = ("continuation", np.array(values, dtype=np.float64))
     data["frechet"] = ("continuation", np.array(
-        [frechet_distance(feats[c].reshape(-1, real_feats.shape[-1]), real_feats) for c in CONTINUATIONS]
+        [np.nan if c in absent else frechet_distance(feats[c].reshape(-1, real_feats.shape[-1]), real_feats)
+         for c in CONTINUATIONS]
     ))  # fmt: skip
     data["generated_frames"] = (("clip", "gen_frame", "y", "x"), generated)
     data["true_frames"] = (("clip", "true_frame", "y", "x"), truth)
