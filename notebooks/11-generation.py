@@ -35,6 +35,8 @@ clips = 8  # clips sampled
 prompt_frames = 1  # real frames given; 0 = from the start token alone
 temperature = 1.0  # 0 = greedy
 start = "video"  # "video" ([1]) or "image" ([3]) when prompt_frames = 0
+compare_clips = 2  # clips sampled from each start token in the comparison below
+explore_clips = 2  # clips the explorer samples at each press
 
 # %%
 from toto_lens import studies, widgets
@@ -61,7 +63,9 @@ study.figures[1]
 
 # %%
 for token in ("video", "image"):
-    from_start = studies.generation(checkpoint, dataset=dataset, clips=2, prompt_frames=0, start=token)
+    from_start = studies.generation(
+        checkpoint, dataset=dataset, clips=compare_clips, prompt_frames=0, start=token
+    )
     print(f"[{token}]", from_start.summary.rows[0])
 from_start.figure
 
@@ -69,4 +73,4 @@ from_start.figure
 # Sample again at another temperature or prompt length: move the sliders, then press generate.
 
 # %%
-widgets.generation_explorer(checkpoint, dataset=dataset, clips=2)
+widgets.generation_explorer(checkpoint, dataset=dataset, clips=explore_clips)

@@ -20,7 +20,7 @@ PARAMETERS = {
     "08-embeddings": {"checkpoint": "nb", "source": "frame", "max_points": 512},
     "09-logit-lens": {"checkpoint": "nb", "clips": 4, "clip": 1},
     "10-ablation": {"checkpoint": "nb", "clips": 4, "draws": 2},
-    "11-generation": {"checkpoint": "nb", "clips": 2},
+    "11-generation": {"checkpoint": "nb", "clips": 2, "compare_clips": 1, "explore_clips": 1},
 }
 
 

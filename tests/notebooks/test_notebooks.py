@@ -30,7 +30,7 @@ BUDGET = {
     "08-embeddings": 120,  # umap's import and first fit (numba compilation): 15-50 s
     "09-logit-lens": 60,
     "10-ablation": 60,
-    "11-generation": 90,
+    "11-generation": 120,  # four samplings of 16 frames and a kernel: 40-95 s
 }
 PAIRS = sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
 SHOWN = ("application/vnd.plotly.v1+json", "application/vnd.jupyter.widget-view+json")
