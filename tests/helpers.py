@@ -69,3 +69,11 @@ def run_cli_readonly(readonly, *args: str, env=None, timeout: float = 300):
     finally:
         if os.geteuid() != 0:
             os.chmod(readonly, 0o755)
+
+
+def assert_usage_error(code: int, err: str, message: str) -> None:
+    """A command refused its input the way every command must: exit 2 and one line, `error: …` naming
+    `message` (no traceback, no second line)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
+    assert message in lines[0], lines[0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import xarray as xr
 from extract_helpers import make_checkpoint
-from helpers import run_cli
+from helpers import assert_usage_error, run_cli
 
 from toto_lens import load_checkpoint, open_cache, studies
 from toto_lens.run.ablation import ablated, head_means, token_losses
@@ -99,8 +99,6 @@ def test_cli_round_trip_writes_numbers_and_page(abl_store, capsys, tmp_path):
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(abl_store, capsys, tmp_path, args, message):
     code, out, err = run_cli(capsys, "ablate", "--ckpt", "abl", *args, "--out", str(tmp_path / "x.nc"))
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
-    assert message in lines[0], lines[0]
+    assert_usage_error(code, err, message)
     with pytest.raises(StudyError, match="zero or mean"):
         studies.ablate("abl", mode="max")

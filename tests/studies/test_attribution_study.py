@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from extract_helpers import make_checkpoint
-from helpers import run_cli
+from helpers import assert_usage_error, run_cli
 
 from toto_lens import open_cache, studies
 from toto_lens.data.layout import layout_of
@@ -85,8 +85,6 @@ def test_cli_round_trip_writes_numbers_and_page(attr_store, capsys, tmp_path):
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(attr_store, capsys, tmp_path, args, message):
     code, out, err = run_cli(capsys, "attribute", "--ckpt", "attry", *args, "--out", str(tmp_path / "x.nc"))
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
-    assert message in lines[0], lines[0]
+    assert_usage_error(code, err, message)
     with pytest.raises(StudyError, match="together"):
         studies.attribute("attry", row=1)

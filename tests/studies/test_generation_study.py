@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from extract_helpers import make_checkpoint
-from helpers import run_cli
+from helpers import assert_usage_error, run_cli
 from PIL import Image
 
 from toto_lens import open_cache, studies
@@ -103,9 +103,7 @@ def test_bad_input_is_one_line_and_exit_2(gen_store, capsys, tmp_path, args, mes
     code, out, err = run_cli(
         capsys, "generate", "--ckpt", "geny", "--clips", "2", *args, "--out", str(tmp_path / "g")
     )
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
-    assert message in lines[0], lines[0]
+    assert_usage_error(code, err, message)
     assert not (tmp_path / "g" / "tokens.npy").exists()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from extract_helpers import make_checkpoint
-from helpers import run_cli
+from helpers import assert_usage_error, run_cli
 
 from toto_lens import open_cache, studies
 from toto_lens.analysis.davis import jaccard
@@ -83,9 +83,7 @@ def test_no_pixels_baseline_when_the_data_gives_other_clips(track_store):
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(track_store, capsys, tmp_path, args, message):
     code, out, err = run_cli(capsys, "track", "--ckpt", "tracky", *args, "--out", str(tmp_path / "x.nc"))
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
-    assert message in lines[0], lines[0]
+    assert_usage_error(code, err, message)
 
 
 def test_a_store_without_token_activations_is_refused_with_the_fix():
