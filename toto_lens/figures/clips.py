@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,59 @@ def strip(images: np.ndarray, gap: int) -> np.ndarray:
     for i in range(f):
         out[:, i * (w + gap) : i * (w + gap) + w] = images[i]
     return out
+
+
+def image_rows(
+    rows: list[tuple[str, np.ndarray]], width: int, gap: int = 2
+) -> tuple[np.ndarray, list[float], list[str], int]:
+    """Stack labelled strips (label, (F, H, W, 3) in [0, 255]) into one uint8 picture at the whole zoom that
+    best fills `width` pixels: (picture, tick positions, tick labels, zoom). Shorter strips are padded."""
+    strips = [strip(images, gap) for _, images in rows]
+    wide = max(s.shape[1] for s in strips)
+    blocks, ticks, y = [], [], 0
+    for s in strips:
+        padded = np.full((s.shape[0], wide, 3), 255.0, np.float32)
+        padded[:, : s.shape[1]] = s
+        blocks += [padded, np.full((gap * 2, wide, 3), 255.0, np.float32)]
+        ticks.append(y + s.shape[0] / 2)
+        y += s.shape[0] + 2 * gap
+    zoom = max(1, round(width / wide))
+    picture = np.concatenate(blocks).clip(0, 255).astype(np.uint8).repeat(zoom, 0).repeat(zoom, 1)
+    return picture, [t * zoom for t in ticks], [label for label, _ in rows], zoom
+
+
+def picture_figure(
+    picture: np.ndarray,
+    ticks: list[float],
+    labels: list[str],
+    title: str,
+    left: int = 170,
+    frame_ticks: tuple[list[float], list[str]] | None = None,
+) -> Any:
+    """A plotly figure of a picture (sent as PNG, not as a pixel array: a far smaller page), rows labelled;
+    `frame_ticks` (positions, labels) numbers the frames along the top."""
+    import base64
+    import io
+
+    import plotly.graph_objects as go
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
+                             hoverinfo="skip"))  # fmt: skip
+    fig.update_yaxes(tickvals=ticks, ticktext=labels, showgrid=False)
+    if frame_ticks is None:
+        fig.update_xaxes(visible=False)
+    else:
+        fig.update_xaxes(
+            tickvals=frame_ticks[0], ticktext=frame_ticks[1], title_text="frame", side="top", showgrid=False
+        )
+    fig.update_layout(
+        title=title, template="plotly_white", height=picture.shape[0] + (130 if frame_ticks else 100), width=picture.shape[1] + left + 20,
+        margin={"l": left, "r": 20, "t": 110 if frame_ticks else 70, "b": 20},
+    )  # fmt: skip
+    return fig
 
 
 def clip_rows(clip: Clip, frames: slice | None = None, gap: int = 2) -> np.ndarray:

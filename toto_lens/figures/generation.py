@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from toto_lens.figures.clips import strip
+from toto_lens.figures.clips import image_rows, picture_figure, strip
 
 GAP = 2
 COLOURS = {"generated": "#1f77b4", "copy-last": "#7f7f7f", "truth": "#2ca02c"}
@@ -22,48 +22,6 @@ def _grey(frames: np.ndarray) -> np.ndarray:
     return rgb * 255.0
 
 
-def image_rows(
-    rows: list[tuple[str, np.ndarray]], width: int
-) -> tuple[np.ndarray, list[float], list[str], int]:
-    """Stack labelled strips (label, (F, H, W, 3) in [0, 255]) into one uint8 picture at the whole zoom that
-    best fills `width` pixels: (picture, tick positions, tick labels, zoom). Shorter strips are padded."""
-    strips = [strip(images, GAP) for _, images in rows]
-    wide = max(s.shape[1] for s in strips)
-    blocks, ticks, y = [], [], 0
-    for s in strips:
-        padded = np.full((s.shape[0], wide, 3), 255.0, np.float32)
-        padded[:, : s.shape[1]] = s
-        blocks += [padded, np.full((GAP * 2, wide, 3), 255.0, np.float32)]
-        ticks.append(y + s.shape[0] / 2)
-        y += s.shape[0] + 2 * GAP
-    zoom = max(1, round(width / wide))
-    picture = np.concatenate(blocks).clip(0, 255).astype(np.uint8).repeat(zoom, 0).repeat(zoom, 1)
-    return picture, [t * zoom for t in ticks], [label for label, _ in rows], zoom
-
-
-def picture_figure(
-    picture: np.ndarray, ticks: list[float], labels: list[str], title: str, left: int = 170
-) -> Any:
-    """A plotly figure of a picture (sent as PNG, not as a pixel array: a far smaller page), rows labelled."""
-    import base64
-    import io
-
-    import plotly.graph_objects as go
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
-                             hoverinfo="skip"))  # fmt: skip
-    fig.update_yaxes(tickvals=ticks, ticktext=labels, showgrid=False)
-    fig.update_xaxes(visible=False)
-    fig.update_layout(
-        title=title, template="plotly_white", height=picture.shape[0] + 100, width=picture.shape[1] + left + 20,
-        margin={"l": left, "r": 20, "t": 70, "b": 20},
-    )  # fmt: skip
-    return fig
-
-
 def generation_figure(result: Any, clips: int = 4, width: int = 1080) -> Any:
     """For the first `clips` clips: the real clip above the generated one, frames left to right; the
     frames given as the prompt are the same in both."""
@@ -72,7 +30,7 @@ def generation_figure(result: Any, clips: int = 4, width: int = 1080) -> Any:
     for i, clip in enumerate(result["clip"].values[:clips]):
         rows.append((f"clip {int(clip)} · real", _grey(result["true_frames"].values[i])))
         rows.append((f"clip {int(clip)} · generated", _grey(result["generated_frames"].values[i])))
-    picture, ticks, labels, _ = image_rows(rows, width)
+    picture, ticks, labels, _ = image_rows(rows, width - 190)
     given = f"the first {k} frame{'s' if k != 1 else ''} given" if k else "from the start token alone"
     return picture_figure(
         picture, ticks, labels, f"Real clips above generated ones ({given}); frames left to right"

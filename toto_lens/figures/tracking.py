@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from toto_lens.figures.clips import strip, tinted
+from toto_lens.figures.clips import image_rows, picture_figure, strip, tinted
 
 BASELINE_STYLE = {
     "copy-first": ("#7f7f7f", "dash"),
@@ -93,8 +93,6 @@ def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: 
     """For each shown clip, rows of frames tinted by mask: the truth, then each method's prediction (the
         best layer and the baselines unless `methods` names others); frames left to right, drawn at the whole
     zoom nearest to fitting `width` pixels."""
-    import plotly.graph_objects as go
-
     from toto_lens.analysis.tracking import best_layer
 
     if methods is None:
@@ -102,34 +100,21 @@ def tracking_masks_figure(result: Any, methods: list[str] | None = None, width: 
         methods = [m for m in (best, *BASELINE_STYLE) if m is not None and m in result["predictor"].values]
     true = np.asarray(result["true_masks"].values)
     frames = shown_frames(result)
-    blocks, ticks, labels = [], [], []
-    y = 0
+    rows = []
     for s, clip in enumerate(result["shown"].values):
-        rows = [("truth", true[s])] + [
-            (m, np.asarray(result["pred_masks"].sel(predictor=m).values[s])) for m in methods
-        ]
-        for name, masks in rows:
-            strip = mask_strip(frames[s], masks)
-            blocks += [strip, np.full((GAP, strip.shape[1], 3), 40.0, np.float32)]
-            ticks.append(y + strip.shape[0] / 2)
-            labels.append(f"clip {int(clip)} · {name}")
-            y += strip.shape[0] + GAP
-        blocks.append(np.full((4 * GAP, blocks[-1].shape[1], 3), 255.0, np.float32))
-        y += 4 * GAP
-    image = np.concatenate(blocks).clip(0, 255).astype(np.uint8)
-    left, top = 180, 110
-    zoom = max(1, round((width - left - 20) / image.shape[1]))
-    image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
+        rows.append((f"clip {int(clip)} · truth", tinted(frames[s], true[s])))
+        for m in methods:
+            rows.append(
+                (
+                    f"clip {int(clip)} · {m}",
+                    tinted(frames[s], result["pred_masks"].sel(predictor=m).values[s]),
+                )
+            )
+    left = 180
+    picture, ticks, labels, zoom = image_rows(rows, width - left - 20, GAP)
     frame_w = true.shape[-1]
-    fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
-    fig.update_yaxes(tickvals=[t * zoom for t in ticks], ticktext=labels, showgrid=False)
-    fig.update_xaxes(
-        tickvals=[(i * (frame_w + GAP) + frame_w / 2) * zoom for i in range(true.shape[1])],
-        ticktext=[str(i) for i in range(true.shape[1])], title_text="frame", showgrid=False, side="top",
-    )  # fmt: skip
-    fig.update_layout(
-        title="Predicted masks beside the truth (object 1 red, 2 cyan, 3 yellow); frame 0 is given",
-        height=image.shape[0] + top + 20, width=image.shape[1] + left + 20,
-        margin={"l": left, "r": 20, "t": top, "b": 20}, template="plotly_white",
-    )  # fmt: skip
-    return fig
+    centres = [(i * (frame_w + GAP) + frame_w / 2) * zoom for i in range(true.shape[1])]
+    title = "Predicted masks beside the truth (object 1 red, 2 cyan, 3 yellow); frame 0 is given"
+    return picture_figure(
+        picture, ticks, labels, title, left, (centres, [str(i) for i in range(true.shape[1])])
+    )
