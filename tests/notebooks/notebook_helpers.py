@@ -21,6 +21,18 @@ PARAMETERS = {
     "09-logit-lens": {"checkpoint": "nb", "clips": 4, "clip": 1},
     "10-ablation": {"checkpoint": "nb", "clips": 4, "draws": 2},
     "11-generation": {"checkpoint": "nb", "clips": 2, "compare_clips": 1, "explore_clips": 1},
+    "12-scaling": {
+        "widths": [16, 32],
+        "lrs": [0.01, 0.1],
+        "model": "toto-debug",
+        "steps": 2,
+        "batch_size": 1,
+        "eval_every": 1,
+        "tokenizer": "kmeans-64",
+        "data": "moving-digits",
+        "train_clips": 4,
+        "val_clips": 1,
+    },
 }
 
 

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from toto_lens.cli.app import TrustOpt, app, console, on_interrupt
+from toto_lens.cli.app import JsonOpt, TrustOpt, app, console, on_interrupt, show
 
 train_app = typer.Typer(help="Train Toto checkpoints on the bundled clips.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
@@ -176,37 +176,56 @@ def summary_table(cfg, result) -> Table:
 def sweep_lr_cmd(
     widths: Annotated[list[int], typer.Option("--widths", help="Model widths, e.g. --widths 64 128 256.")],
     lrs: Annotated[list[float], typer.Option("--lrs", help="Learning rates, e.g. --lrs 1e-3 3e-3 1e-2.")],
-    out: Annotated[Path, typer.Option("--out", help="Table to write (.csv).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="The figure (.html, numbers beside as .nc), the numbers (.nc or .zarr, figure beside), or "
+            "the μP table (.csv, as before; the control's beside as NAME-standard.csv, figure as .html).",
+        ),
+    ],
     model: Annotated[str, typer.Option(help="Variant giving depth and heads.")] = "toto-tiny",
     steps: Annotated[int, typer.Option(help="Steps per run.")] = 200,
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
     mup: Annotated[
-        bool, typer.Option("--mup/--no-mup", help="μP (the point of the sweep) or standard.")
+        bool, typer.Option("--mup/--no-mup", help="μP (the point of the sweep) or standard only.")
+    ] = True,
+    control: Annotated[
+        bool,
+        typer.Option("--control/--no-control", help="Also sweep the standard parametrization (the control)."),
     ] = True,
     base_width: Annotated[
         int | None, typer.Option(help="μP base width (default: the smallest width).")
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="Sweep name: runs in <cache>/sweeps/NAME-mup/ and NAME-standard/.")
+    ] = "lr-sweep",
+    eval_every: Annotated[
+        int | None, typer.Option(help="Validate every N steps (default: once, at the end).")
     ] = None,
     train_clips: Annotated[int, typer.Option(help="Clips per source in the pool.")] = 1024,
     val_clips: Annotated[int, typer.Option(help="Clips per source for validation.")] = 64,
     tokenizer: Annotated[str, typer.Option(help="Tokenizer name or folder.")] = "kmeans-512",
     data: Annotated[str, typer.Option(help="Source or mix.")] = "moving-digits=0.8,image-digits=0.2",
     seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Train every (width, lr) pair for a fixed number of steps; write width, lr, final loss (Fig. 11)."""
-    from toto_lens.train import TrainConfig
-    from toto_lens.train.sweep import sweep_lr
+    """Train every (width, lr) pair under μP and the standard control; best lr per width (Fig. 11).
 
-    base = TrainConfig(model=model, steps=steps, batch_size=batch_size, mup=mup, train_clips=train_clips, seed=seed,
-                       val_clips=val_clips, tokenizer=tokenizer, data=data,
-                       base_width=(base_width or min(widths)) if mup else None, eval_every=steps, ckpt_every=steps,
-                       log_every=max(1, steps // 10))  # fmt: skip
-    rows = sweep_lr(base, widths, lrs, out, report=console.print)
-    table = Table(
-        title=f"learning-rate sweep ({'μP' if mup else 'standard'}), {steps} steps", box=box.SIMPLE_HEAD
-    )
-    for col in ("width", "lr", "final train loss", "val loss"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(str(r["width"]), f"{r['lr']:g}", f"{r['final_train_loss']:.4f}", f"{r['val_loss']:.4f}")
-    console.print(table)
-    console.print(f"wrote {out}")
+    Finished pairs are read back: the same command resumes an interrupted sweep.
+    """
+    from toto_lens import studies
+    from toto_lens.cli.progress import CliProgress
+    from toto_lens.studies.base import output_paths
+
+    table = out if out.suffix.lower() == ".csv" else None
+    page = out.with_suffix(".html") if table else out
+    output_paths(page)
+    with CliProgress(console, quiet=as_json) as bar:
+        study = studies.lr_sweep(
+            widths, lrs, model=model, steps=steps, batch_size=batch_size, base_width=base_width,
+            control=control, mup=mup, name=name, csv=table, eval_every=eval_every, tokenizer=tokenizer,
+            data=data, train_clips=train_clips, val_clips=val_clips, seed=seed, progress=bar,
+        )  # fmt: skip
+    tables = {f"{p} table": Path(t) for p, t in study.result.attrs["tables"].items()}
+    show(study, page, as_json, also=tables)

@@ -29,6 +29,7 @@ from toto_lens.studies.lens import lens
 from toto_lens.studies.ngrams import ngrams
 from toto_lens.studies.probing import probing
 from toto_lens.studies.redundancy import redundancy
+from toto_lens.studies.scaling import lr_sweep, scaling
 from toto_lens.studies.tracking import track
 
 __all__ = [
@@ -42,8 +43,10 @@ __all__ = [
     "generation",
     "induction",
     "lens",
+    "lr_sweep",
     "ngrams",
     "probing",
     "redundancy",
+    "scaling",
     "track",
 ]

@@ -43,6 +43,8 @@ def sweep_lr(
     root = cache_root() / "sweeps" / out.stem
     for width in widths:  # every pair checked before the first one trains
         check_run(base.replace(width=width, lr=lrs[0]), str(root / f"w{width}-lr{lrs[0]:g}"))
+        for lr in lrs:
+            check_finished(base.replace(width=width, lr=lr), root / f"w{width}-lr{lr:g}", out)
     rows = []
     for width in widths:
         for lr in lrs:
@@ -58,6 +60,24 @@ def sweep_lr(
     with atomic_file(out) as tmp:
         tmp.write_text(text.getvalue())
     return rows
+
+
+def check_finished(cfg: TrainConfig, folder: Path, out: Path) -> None:
+    """A finished pair is read back only if it was trained with these settings (an unfinished one with
+    other settings is refused by `train` itself)."""
+    from toto_lens.errors import ConfigError
+
+    if not (folder / "config.json").is_file():
+        return
+    training = read_metadata(folder).get("training") or {}
+    if not training.get("complete") or not training.get("config"):
+        return
+    changed = cfg.resumable_with(TrainConfig.from_dict(training["config"]))
+    if changed:
+        raise ConfigError(
+            f"{folder} holds a finished run with other settings ({', '.join(changed)}); give the sweep "
+            f"another name (its folder is named after the table {out.name}) or remove that folder"
+        )
 
 
 def _run(cfg: TrainConfig, folder: Path, report) -> dict[str, float]:
