@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo notebooks lint format bench clean
+.PHONY: setup test test-fast demo figures browser notebooks lint format bench clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,23 @@ demo:
 	$(BIN)/toto-lens redundancy --ckpt $(DEMO_CKPT) --out $(DEMO)/redundancy.html
 	$(BIN)/toto-lens induction --ckpt $(DEMO_CKPT)-untrained --ckpt $(DEMO_CKPT) --out $(DEMO)/induction.html
 	@echo "demo outputs: $(DEMO)/clips.png; figures (.html, open in a browser) with their numbers (.nc): $(DEMO)/ngrams.html, $(DEMO)/probing.html, $(DEMO)/probing-images.html, $(DEMO)/redundancy.html, $(DEMO)/induction.html; checkpoints $(DEMO_ROOT)/checkpoints/$(DEMO_CKPT) and $(DEMO_ROOT)/checkpoints/$(DEMO_CKPT)-untrained; activation caches $(DEMO_ROOT)/$(DEMO_CKPT)/ and $(DEMO_ROOT)/$(DEMO_CKPT)-untrained/ (moving-digits-val.zarr, image-digits-val.zarr)"
+
+FAMILY ?= cpu
+REPORT ?= report
+# The appendix regenerated (README, "The appendix report"): trains or reuses the model family, runs every
+# study, writes $(REPORT)/index.html with PNGs beside it (drawn by the system Chromium, installed when
+# missing). `make figures FAMILY=smoke` takes minutes; the default `cpu` family under an hour on 2 cores.
+figures: browser
+	$(BIN)/toto-lens figures --family $(FAMILY) --out $(REPORT)
+
+# Debian's chromium and chromedriver: the report's PNGs (kaleido) and the JupyterLab browser test. The
+# package lists are refreshed only when the install fails with the ones at hand.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver || \
+	  { $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }; \
+	fi
 
 # JupyterLab on the notebooks, one per question (README, "Notebooks"); they read what `make demo` makes.
 notebooks:

@@ -111,6 +111,20 @@ def copy_last_frames(prompt_frames: np.ndarray, n: int) -> np.ndarray:
     return np.repeat(arr[:, -1:], int(n), axis=1)
 
 
+def frame_change(frames: np.ndarray) -> float:
+    """Mean absolute change between consecutive frames of clips (clip, frame, H, W[, C]), in the frames'
+    units: small for a video (the next frame is nearly the last), large for a sequence of unrelated
+    images. What tells the two apart in the paper's Fig. 15 ([1] makes videos, [3] image sequences)."""
+    arr = np.asarray(frames, dtype=np.float64)
+    if arr.ndim not in (4, 5) or arr.shape[1] < 2:
+        raise AnalysisError(
+            f"frames must be (clip, frame, H, W[, C]) with at least 2 frames, got {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise AnalysisError("frames hold NaN or infinite values")
+    return float(np.abs(np.diff(arr, axis=1)).mean())
+
+
 def _codes(x: object, what: str, grid: tuple[int, int]) -> np.ndarray:
     arr = np.asarray(x)
     rows, cols = grid

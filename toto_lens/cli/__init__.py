@@ -17,6 +17,7 @@ from toto_lens.cli import (  # noqa: F401
     lens,
     models,
     probe,
+    report,
     scaling,
     tokens,
     tracking,
