@@ -43,6 +43,27 @@ def grouped_bars(
     return fig
 
 
+def lines_figure(
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xaxis: str,
+    yaxis: str,
+    log_x: bool = False,
+) -> Any:
+    """One line with markers per named curve (x values, y values), in the order given."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, (xs, ys) in curves.items():
+        order = sorted(range(len(xs)), key=lambda i: xs[i])
+        fig.add_scatter(name=name, x=[xs[i] for i in order], y=[ys[i] for i in order], mode="lines+markers")
+    fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, height=400, template="plotly_white")
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
 def browser() -> str | None:
     """The Chrome/Chromium kaleido will drive: `BROWSER_PATH`, else the first of BROWSERS on PATH."""
     named = os.environ.get("BROWSER_PATH")

@@ -96,20 +96,23 @@ def probing(ctx: Context) -> Output:
     )
 
 
+def _ratio(ckpt: str, dataset: str) -> float:
+    from toto_lens import studies
+
+    return float(studies.redundancy(ckpt, dataset=dataset).summary.data["first_to_later_ratio"])
+
+
 def redundancy(ctx: Context) -> Output:
     from toto_lens import studies
 
     sizes, figures = [], []
     for m in ctx.models:
         trained = studies.redundancy(m.trained["checkpoint"], dataset=VIDEO, progress=ctx.progress)
-        ratio = lambda ckpt, ds: float(
-            studies.redundancy(ckpt, dataset=ds).summary.data["first_to_later_ratio"]
-        )  # noqa: E731
         d = trained.summary.data
         sizes.append({"size": m.label, "first": d["first_frame_loss"], "later": d["later_frames_loss"],
                       "ratio": d["first_to_later_ratio"], "copy_accuracy_later": d["copy_accuracy_later_frames"],
-                      "untrained_ratio": ratio(m.untrained["checkpoint"], VIDEO),
-                      "images_ratio": ratio(m.trained["checkpoint"], IMAGES)})  # fmt: skip
+                      "untrained_ratio": _ratio(m.untrained["checkpoint"], VIDEO),
+                      "images_ratio": _ratio(m.trained["checkpoint"], IMAGES)})  # fmt: skip
         if m is ctx.largest:
             figures.append(trained.figure)
             tables = [table(trained.summary)]
@@ -189,7 +192,21 @@ def scaling(ctx: Context) -> Output:
            "points": int(r.attrs["fit_points"])}  # fmt: skip
     final = [{"size": m.label, "params": int(r["params"].values[i]), "compute": float(r["final_compute"].values[i]),
               "val_loss": float(r["final_val_loss"].values[i])} for i, m in enumerate(ctx.models)]  # fmt: skip
-    return Output({"fit": fit, "final": final}, study.figures, [table(study.summary)])
+    # Accuracy against compute too: each size's best probe score per (task, probe) from Fig. 9.
+    compute = {f["size"]: f["compute"] for f in final}
+    probes = [{**{k: p[k] for k in ("size", "task", "probe", "val", "untrained_val")}, "compute": compute[p["size"]]}
+              for p in ctx.numbers["fig9"]["peaks"]]  # fmt: skip
+    from toto_lens.figures.report import lines_figure
+
+    curves = {f"{p['task']} · {p['probe']}": ([], []) for p in probes}
+    for p in probes:
+        curves[f"{p['task']} · {p['probe']}"][0].append(p["compute"])
+        curves[f"{p['task']} · {p['probe']}"][1].append(p["val"])
+    accuracy = lines_figure(curves, title="Best-layer probe score against training compute", xaxis="compute (FLOPs)",
+                            yaxis="val score (best layer)", log_x=True)  # fmt: skip
+    return Output(
+        {"fit": fit, "final": final, "probes": probes}, [*study.figures, accuracy], [table(study.summary)]
+    )
 
 
 def generation(ctx: Context) -> Output:
@@ -390,7 +407,8 @@ SECTIONS = [
         "We show the training loss curves for multiple variants of our models.",
         claims.scaling,
         scaling,
-        ("train",),
+        ("train", "probing"),
+        ("fig9",),
     ),
     Section(
         "fig15",
