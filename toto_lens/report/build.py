@@ -19,12 +19,13 @@ from typing import Any
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.progress import Progress, say
 from toto_lens.report.claims import Verdict
+from toto_lens.report.context import Context, Model, Section
 from toto_lens.report.family import Family, load_family
 from toto_lens.report.page import SectionResult, write_page
-from toto_lens.report.sections import BY_ID, SECTIONS, Context, Model, Section
+from toto_lens.report.sections import BY_ID, SECTIONS
 from toto_lens.report.steps import Steps
 
-ALIASES = {"fig13": "fig12", "table14": "fig7", "induction": "a3", "fig14": "fig14"}
+ALIASES = {"fig13": "fig12", "table14": "fig7", "induction": "a3"}
 # Raised when what a section computes changes meaning, so that kept results are computed again.
 SECTIONS_VERSION = 1
 

@@ -8,63 +8,14 @@ sections' numbers (`needs`) cost nothing to recompute.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from toto_lens.progress import Progress
 from toto_lens.report import claims
-from toto_lens.report.family import Family
+from toto_lens.report.context import Context, Model, Output, Section, table
 from toto_lens.report.models import dataset_name
+from toto_lens.report.tables import table16, table17, table18, table19
 
 VIDEO, IMAGES = dataset_name("video"), dataset_name("images")
-
-
-@dataclass
-class Model:
-    """One size of the family, once trained: its checkpoint outputs and those of its untrained copy."""
-
-    label: str
-    trained: dict[str, Any]
-    untrained: dict[str, Any]
-    caches: dict[str, Any] = field(default_factory=dict)  # extract outputs, by checkpoint then kind
-
-
-@dataclass
-class Context:
-    family: Family
-    models: list[Model]
-    progress: Progress | None
-    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)  # other sections', for tables
-
-    @property
-    def largest(self) -> Model:
-        return max(self.models, key=lambda m: m.trained["params"])
-
-
-@dataclass
-class Output:
-    numbers: dict[str, Any]
-    figures: list[Any] = field(default_factory=list)
-    tables: list[dict[str, Any]] = field(default_factory=list)  # {title, columns, rows}
-
-
-@dataclass(frozen=True)
-class Section:
-    id: str
-    title: str
-    claim: str  # the paper's words (appendix)
-    verdict: Callable[[dict[str, Any]], claims.Verdict]
-    compute: Callable[[Context], Output]
-    settings: tuple[str, ...] = ()  # family settings the numbers depend on
-    needs: tuple[str, ...] = ()  # sections whose numbers it reads
-    models: bool = True  # reads the family's checkpoints
-
-
-def table(summary: Any) -> dict[str, Any]:
-    """A study's `Summary` as a report table."""
-    return {"title": summary.title, "columns": summary.columns, "rows": summary.rows,
-            "notes": summary.notes, "caption": summary.caption}  # fmt: skip
 
 
 def _both(m: Model) -> list[str]:
@@ -259,64 +210,6 @@ def induction(ctx: Context) -> Output:
         "heads": d["heads"], "delta_ablated": d["ablated"]["delta_later"],
         "delta_random_mean": d["random"]["delta_later_mean"], "delta_random_std": d["random"]["delta_later_std"]}}  # fmt: skip
     return Output(numbers, [*figures, ablation.figure], [*tables, table(ablation.summary)])
-
-
-def _best(ctx: Context, task: str | None, probe: str) -> list[dict[str, Any]]:
-    peaks = ctx.numbers["fig9"]["peaks"]
-    return [p for p in peaks if p["probe"] == probe and (task is None or p["task"] == task)]
-
-
-def table16(ctx: Context) -> Output:
-    task = ctx.family["probing"]["image_task"]
-    rows = _best(ctx, task, "linear")
-    body = [[p["size"], str(p["best_layer"]), f"{p['depth']:.2f}", f"{p['val']:.3f}", f"{p['untrained_val']:.3f}",
-             f"{p['chance']:.3f}"] for p in rows]  # fmt: skip
-    why = ("no iGPT here to compare with; our sizes' linear-probe score on image sequences at their best layer, "
-           "against the untrained copy and chance")  # fmt: skip
-    t = {"title": f"Linear probing of {task} (image-digits), best layer per size",
-         "columns": ["size", "best layer", "depth", "top-1", "untrained", "chance"], "rows": body}  # fmt: skip
-    return Output({"why": why, "rows": rows}, [], [t])
-
-
-def table17(ctx: Context) -> Output:
-    from toto_lens.config import ModelConfig, paper_params
-
-    paper = {"base": "toto-base", "large": "toto-large", "1b": "toto-1b"}
-    rows = []
-    for m in ctx.models:
-        t = m.trained
-        ref = ModelConfig.from_name(paper[m.label]) if m.label in paper else None
-        rows.append([m.label, t["model"], str(t["width"]), str(t["heads"]), str(t["layers"]), f"{t['params']:,}",
-                     f"{ref.dim}/{ref.n_heads}/{ref.n_layers}, {paper_params(paper[m.label]):,}" if ref else "—"])  # fmt: skip
-    u = ctx.family["mup"]
-    why = (f"our three sizes stand for the paper's; the μP family: {u['model']} at widths "
-           f"{', '.join(map(str, u['widths']))}, depth fixed, as a1 … a6 in Fig. 11")  # fmt: skip
-    t = {"title": "The family (Table 17 analogue)", "rows": rows,
-         "columns": ["size", "variant", "width", "heads", "layers", "parameters", "paper: width/heads/layers, params"]}  # fmt: skip
-    return Output({"why": why, "rows": rows}, [], [t])
-
-
-def table18(ctx: Context) -> Output:
-    task = next(iter(ctx.family["probing"]["tasks"].split(",")))
-    lin, att = _best(ctx, task, "linear"), _best(ctx, task, "attention")
-    sizes = [
-        {"size": a["size"], "linear": li["val"], "attention": a["val"]}
-        for li, a in zip(lin, att, strict=True)
-    ]
-    t = {"title": f"Probe heads on {task}: best-layer score per size", "columns": ["size", "linear", "attention"],
-         "rows": [[s["size"], f"{s['linear']:.3f}", f"{s['attention']:.3f}"] for s in sizes]}  # fmt: skip
-    return Output({"task": task, "sizes": sizes}, [], [t])
-
-
-def table19(ctx: Context) -> Output:
-    rows = ctx.numbers["fig15"]["sizes"]
-    why = ("FVD needs I3D weights that cannot be downloaded here; the substitute is the Fréchet distance of "
-           "the model's own mid-layer frame features, generated against real, beside real against real")  # fmt: skip
-    body = [[r["size"], f"{r['video']['frechet']:.3f}", f"{r['video']['frechet_truth']:.3f}",
-             f"{r['images']['frechet']:.3f}"] for r in rows]  # fmt: skip
-    t = {"title": "Fréchet distance of generated clips (Table 19 analogue, not FVD)", "rows": body,
-         "columns": ["size", "from [1] vs real videos", "real vs real", "from [3] vs real images"]}  # fmt: skip
-    return Output({"why": why, "sizes": rows}, [], [t])
 
 
 SECTIONS = [
