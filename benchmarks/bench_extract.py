@@ -30,8 +30,25 @@ activations so that I/O weighs as much as it can; then opening the store (`open_
 checked by a listing) against `xarray.open_zarr`, and reading every variable through the checking store
 against plain zarr.
 
+With `--process` it measures what a user waits for, process against process (wall time from start to
+exit, start-up, imports, loading and writing included), on a checkpoint made by `toto-lens init --model
+MODEL --name bench-tiny` in a temporary TOTO_LENS_CACHE (default toto-tiny, 512 clips, batch 16):
+
+  floor              a process that loads the checkpoint and runs a bare forward (`inference_mode`, no
+                     hooks, nothing kept) over the same tokens, read from a .npy file written beforehand,
+                     outside the timed region (the tokens of an untimed warm-up extraction's store)
+  floor+data         the same, the clips rendered and tokenized inside the process, batch after batch
+  extract            the command itself: `toto-lens extract --ckpt bench-tiny --clips N --batch-size B
+                     --out STORE` (default acts: pooled and per-frame activations of every layer, loss)
+  extract-noprefetch the same command with prefetch=0 (each batch rendered and tokenized in turn)
+  extract-before     prefetch=0 and scikit-learn imported, as the extractor was before both changes
+
+Printed: each job's fastest round, and extract / floor (target ≤ 1.1) beside the other ratios.
+
 Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 16] [--batch 8] [--rounds 2]
        python benchmarks/bench_extract.py --integrity [--model toto-small] [--clips 32] [--rounds 3]
+       OPENBLAS_NUM_THREADS=1 python benchmarks/bench_extract.py --process [--model toto-tiny]
+           [--clips 512] [--batch 16] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -46,6 +63,48 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+TOTO_LENS = Path(sys.executable).with_name("toto-lens")
+
+# The floor processes (`--process`): nothing in them but what any way of running the model must do.
+FLOOR = """
+import sys
+import numpy as np
+import torch
+from toto_lens.checkpoints import load_checkpoint
+ckpt, tokens, batch = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3])
+model = load_checkpoint(ckpt).model
+with torch.inference_mode():
+    for s in range(0, len(tokens), batch):
+        model(torch.as_tensor(tokens[s : s + batch]))
+"""
+FLOOR_DATA = """
+import sys
+import torch
+from toto_lens.checkpoints import load_checkpoint
+from toto_lens.run.plan import prepare
+ckpt, clips, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ck = load_checkpoint(ckpt)
+_, source, tok, layout, _ = prepare(
+    ck, data=None, split="val", clips=clips, batch_size=batch, out=None, layers="all",
+    acts=("pooled", "frame"), token_clips=None, attn=(), pattern_clips=4, dtype="float16",
+)
+with torch.inference_mode():
+    for s in range(0, clips, batch):
+        ck.model(torch.as_tensor(layout.encode_clips([source[i] for i in range(s, min(s + batch, clips))], tok)))
+"""
+BEFORE = """
+import sklearn.datasets  # what reading the bundled digits imported before
+import toto_lens.run.extractor as extractor
+extractor.extract.__kwdefaults__["prefetch"] = 0
+from toto_lens.cli import main
+main()
+"""
+NO_PREFETCH = """
+import toto_lens.run.extractor as extractor
+extractor.extract.__kwdefaults__["prefetch"] = 0
+from toto_lens.cli import main
+main()
+"""
 
 
 def make_checkpoint(folder: Path, model: str) -> Path:
@@ -230,6 +289,68 @@ def run(mode: str, ckpt: Path, clips: int, batch: int, out: Path) -> dict:
     return {**json.loads(text.strip().splitlines()[-1]), "peak_mb": usage.ru_maxrss / 1024}
 
 
+def timed(argv: list[str], env: dict) -> dict:
+    """Wall seconds of one process from start to exit, and its peak resident memory; fails loudly."""
+    with tempfile.TemporaryFile("w+") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if proc.returncode:
+            log.seek(0)
+            raise SystemExit(f"{' '.join(argv[:4])} … failed:\n{log.read()[-2000:]}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def process(a) -> None:
+    import shutil
+
+    import numpy as np
+    import zarr
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = {**os.environ, "TOTO_LENS_CACHE": str(tmp / "cache")}
+        init = [str(TOTO_LENS), "init", "--model", a.model, "--name", "bench-tiny", "--seed", "0"]
+        subprocess.run(init, env=env, check=True, capture_output=True)
+        store, tokens = tmp / "s.zarr", tmp / "tokens.npy"
+        extract_args = ["extract", "--ckpt", "bench-tiny", "--clips", str(a.clips), "--batch-size",
+                        str(a.batch), "--out", str(store)]  # fmt: skip
+        timed([str(TOTO_LENS), *extract_args], env)  # warm-up, untimed: its store gives the floor's tokens
+        ids = zarr.open_group(str(store), mode="r")["tokens"][:].astype(np.int64)  # stored as int32
+        np.save(tokens, ids)
+        jobs = {
+            "floor": [sys.executable, "-c", FLOOR, "bench-tiny", str(tokens), str(a.batch)],
+            "floor+data": [sys.executable, "-c", FLOOR_DATA, "bench-tiny", str(a.clips), str(a.batch)],
+            "extract": [str(TOTO_LENS), *extract_args],
+            "extract-noprefetch": [sys.executable, "-c", NO_PREFETCH, *extract_args],
+            "extract-before": [sys.executable, "-c", BEFORE, *extract_args],
+        }
+        print(f"{a.model}, {len(ids)} clips of {ids.shape[1]} tokens, batch {a.batch}, cores {os.cpu_count()}, "
+              f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")  # fmt: skip
+        r: dict[str, dict] = {}
+        for i in range(a.rounds):
+            for m, argv in jobs.items():
+                shutil.rmtree(store, ignore_errors=True)  # each extraction starts from nothing
+                new = timed(argv, env)
+                print(f"  round {i + 1} {m:<19}{new['seconds']:>8.2f} s")
+                if m not in r or new["seconds"] < r[m]["seconds"]:
+                    r[m] = new
+    print(f"{'process (fastest round)':<24}{'seconds':>9}{'peak MB':>10}{'/ floor':>9}")
+    for m, v in r.items():
+        print(
+            f"{m:<24}{v['seconds']:>9.2f}{v['peak_mb']:>10.0f}{v['seconds'] / r['floor']['seconds']:>8.3f}×"
+        )
+    print(f"extract / floor: {r['extract']['seconds'] / r['floor']['seconds']:.3f}×  (target ≤ 1.1); "
+          f"before (no prefetch, scikit-learn imported): "
+          f"{r['extract-before']['seconds'] / r['floor']['seconds']:.3f}×")  # fmt: skip
+    print(f"extract / floor+data: {r['extract']['seconds'] / r['floor+data']['seconds']:.3f}×; prefetch saves "
+          f"{r['extract-noprefetch']['seconds'] - r['extract']['seconds']:.2f} s, not importing scikit-learn "
+          f"{r['extract-before']['seconds'] - r['extract-noprefetch']['seconds']:.2f} s")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="toto-small")
@@ -240,12 +361,22 @@ def main() -> None:
     p.add_argument("--ckpt")
     p.add_argument("--out")
     p.add_argument("--integrity", action="store_true", help="the cost of checksums and the manifest")
+    p.add_argument("--process", action="store_true", help="the whole extract command against a bare forward")
     a = p.parse_args()
     if a.child:
         print(json.dumps(child(a.child, a.ckpt, a.clips, a.batch, a.out)))
         return
     if a.integrity:
         integrity(a)
+        return
+    if a.process:
+        if "--model" not in sys.argv:
+            a.model = "toto-tiny"
+        if "--clips" not in sys.argv:
+            a.clips = 512
+        if "--batch" not in sys.argv:
+            a.batch = 16
+        process(a)
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -247,3 +247,30 @@ def test_pack_and_unpack():
 def test_bundled_layout_fits_the_small_models():
     layout = Layout(frames=16, rows=8, cols=8)
     assert layout.length == SMALL_CONTEXT == variants()["toto-tiny"].context_length
+
+
+def test_bundled_digits_are_scikit_learns_read_without_importing_it():
+    """`read_digits` parses scikit-learn's digits.csv.gz with numpy; it must give exactly what
+    `load_digits()` gives, and the data package must not import scikit-learn to get it."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from toto_lens.data.digits import read_digits
+
+    images, targets = read_digits()
+    ref = load_digits()
+    assert images.dtype == ref.images.dtype and images.shape == ref.images.shape == (1797, 8, 8), (
+        f"images are {images.dtype} {images.shape}, load_digits gives {ref.images.dtype} {ref.images.shape}"
+    )
+    assert np.array_equal(images, ref.images), "pixel values differ from load_digits().images"
+    assert targets.dtype == ref.target.dtype and np.array_equal(targets, ref.target), (
+        "labels differ from load_digits().target"
+    )
+    code = (
+        "import sys\nfrom toto_lens.data import open_source\nopen_source('moving-digits', 'val', 2)[1]\n"
+        "print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", f"rendering a clip imported scikit-learn: {done.stderr[-500:]}"

@@ -6,10 +6,12 @@ The flow of one run (docs/cache-schema.md is the contract it writes):
    first source the checkpoint was trained on, with the trainer's data seed).
 2. Rank 0 takes the store's lock and creates the store, or checks that an existing one was written from
    the same weights and settings and continues it.
-3. Every pending batch (batch b goes to rank b mod world under `torchrun`) is rendered, tokenized, run
-   once through the model with reducing hooks (`reduce.run_batch`) and handed to a writer thread through
-   a bounded queue, so that computing the next batch overlaps writing this one and memory stays flat
-   however many clips there are. The writer marks the batch's clips complete after its chunks.
+3. Every pending batch (batch b goes to rank b mod world under `torchrun`) is rendered and tokenized
+   in a prefetch thread (`prefetch.Prefetch`, `prefetch` batches ahead) while the model runs the one
+   before, run once through the model with reducing hooks (`reduce.run_batch`) and handed to a writer
+   thread through a bounded queue, so that computing the next batch overlaps writing this one and memory
+   stays flat however many clips there are. The writer marks the batch's clips complete after its
+   chunks.
 4. When every batch is marked, rank 0 writes `complete: true`.
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 from toto_lens.io import human_bytes
 from toto_lens.progress import Progress, report, say
 from toto_lens.run.plan import ExtractPlan, prepare
+from toto_lens.run.prefetch import Prefetch
 from toto_lens.store.integrity import checked_store
 from toto_lens.store.schema import (
     clip_labels,
@@ -48,6 +51,7 @@ from toto_lens.store.writer import (
 )
 
 QUEUE_BATCHES = 2  # batches waiting for the writer: bounds memory, still overlaps compute and I/O
+PREFETCH_BATCHES = 2  # batches rendered and tokenized ahead of the model (0: each in turn, no thread)
 
 
 @dataclass
@@ -83,6 +87,7 @@ def extract(
     stop_after: int | None = None,
     trust_code: bool = False,
     note: Callable[[str], None] | None = None,
+    prefetch: int = PREFETCH_BATCHES,
 ) -> ExtractResult | ExtractPlan:
     """Extract into the store (see the module docstring); returns the plan instead when dry_run.
 
@@ -92,6 +97,8 @@ def extract(
     trust_code: allow a checkpoint or tokenizer whose spec names code (an external factory) to import it.
     note: called (on rank 0) with a sentence saying what the store holds so far and how to continue,
     once the store is open and after every batch written: what the CLI prints on Ctrl-C.
+    prefetch: batches rendered and tokenized ahead in a background thread while the model runs; 0 does
+    each batch in turn in this thread. The store is the same either way.
 
     A store that is continued is first checked by a listing: the batches marked complete whose chunk
     files are missing are extracted again (`toto-lens verify --repair` marks the batches of corrupt
@@ -131,7 +138,7 @@ def extract(
             kept = _Kept(group, plan, int(done.sum()), note if info.main else None)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                _run(ck.model, group, plan, source, tok, layout, pending, info, progress, kept)
+                _run(ck.model, group, plan, source, tok, layout, pending, info, progress, kept, prefetch)
             dist.barrier(info)
             complete = bool(done_batches(group, plan.request.batch_size).all())
             if complete and info.main and not group.attrs.get("complete"):
@@ -207,7 +214,9 @@ class _Kept:
             )
 
 
-def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, progress, kept: _Kept) -> None:
+def _run(
+    model, group, plan: ExtractPlan, source, tok, layout, pending, info, progress, kept: _Kept, prefetch: int
+) -> None:
     import torch
 
     from toto_lens.run.reduce import run_batch
@@ -240,15 +249,22 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
             except BaseException as e:  # noqa: BLE001 - handed to the main thread
                 errors.append(e)
 
+    def inputs(b: int) -> tuple[int, int, np.ndarray, dict[str, np.ndarray]]:
+        """Batch b's clips rendered and tokenized, with their masks and labels (in the prefetch thread)."""
+        start, stop = b * B, min((b + 1) * B, plan.shape.clip)
+        clips = [source[i] for i in range(start, stop)]
+        tokens = layout.encode_clips(clips, tok)
+        return start, stop, tokens, {"masks": np.stack([c.masks for c in clips]),
+                                     **clip_labels(clips, plan.shape.labels)}  # fmt: skip
+
     thread = threading.Thread(target=writer, name="toto-lens-writer", daemon=True)
     thread.start()
+    batches = Prefetch(pending, inputs, depth=prefetch, name="toto-lens-prefetch")
     try:
-        for b in pending:
+        for start, stop, ids, extra in batches:
             if errors:
                 break
-            start, stop = b * B, min((b + 1) * B, plan.shape.clip)
-            clips = [source[i] for i in range(start, stop)]
-            tokens = torch.as_tensor(layout.encode_clips(clips, tok), device=info.device)
+            tokens = torch.as_tensor(ids, device=info.device)
             arrays = run_batch(
                 model,
                 tokens,
@@ -257,11 +273,13 @@ def _run(model, group, plan: ExtractPlan, source, tok, layout, pending, info, pr
                 token_rows=max(0, min(stop, request.token_clips) - start),
                 pattern_rows=max(0, min(stop, request.pattern_clips) - start),
             )
-            arrays["masks"] = np.stack([c.masks for c in clips])
-            arrays.update(clip_labels(clips, plan.shape.labels))
+            arrays.update(extra)
             work.put((start, stop, arrays))
     finally:
-        work.put(None)
-        thread.join()
+        try:
+            batches.close()  # the producer stops first: it may be making the next batch
+        finally:
+            work.put(None)
+            thread.join()
     if errors:
         raise errors[0]
