@@ -72,7 +72,9 @@ class Steps:
         if old and old.get("key") == key and not force and (exists is None or exists()):
             say(self.progress, "report", f"{count} {step}: unchanged since its last run, kept ({what})")
             return Record(step, key, float(old.get("seconds", 0.0)), old.get("output", {}), ran=False)
-        guess = (old or {}).get("seconds") or self.estimates.get(step.split("/")[0])
+        guess = (
+            (old or {}).get("seconds") or self.estimates.get(step) or self.estimates.get(step.split("/")[0])
+        )
         eta = f", about {_duration(guess)}" if guess else ""
         say(self.progress, "report", f"{count} {step}: {what}{eta} ({_duration(self.elapsed)} so far)")
         start = time.perf_counter()
