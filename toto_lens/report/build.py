@@ -85,7 +85,7 @@ def build_report(
     results = []
     for section in SECTIONS:
         if section.id not in chosen:
-            kept = _kept(section, steps)
+            kept = _kept(section, ctx if with_models or not section.models else None, steps)
             if kept:
                 results.append(kept)
                 ctx.numbers[section.id] = kept.numbers
@@ -167,11 +167,18 @@ def _result(
                          output["tables"], seconds, ran)  # fmt: skip
 
 
-def _kept(section: Section, steps: Steps) -> SectionResult | None:
+def _kept(section: Section, ctx: Context | None, steps: Steps) -> SectionResult | None:
+    """A section not asked for (`--only` others): its last result, said to be stale when its inputs have
+    changed since (or cannot be checked because the family's models were not loaded)."""
     old = steps.read(section.id)
     if not old:
         return None
-    return _result(section, old["output"], steps.read_figures(section.id), float(old["seconds"]), False)
+    result = _result(section, old["output"], steps.read_figures(section.id), float(old["seconds"]), False)
+    if ctx is None:
+        result.note = "kept from an earlier run; not checked against the models in this run"
+    elif old.get("key") != steps.key(_inputs(section, ctx, steps)):
+        result.note = "stale: its inputs changed since it ran; run the report without --only to renew it"
+    return result
 
 
 def _pngs(results: list[SectionResult], out: Path, steps: Steps, progress: Progress | None) -> None:

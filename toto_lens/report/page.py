@@ -37,6 +37,7 @@ class SectionResult:
     seconds: float
     ran: bool
     pngs: list[Path] = field(default_factory=list)
+    note: str = ""  # how a section not run this time relates to its inputs (see build._kept)
 
 
 def write_page(out: Path, results: list[SectionResult], about: dict[str, Any]) -> Path:
@@ -111,7 +112,9 @@ def _badge(status: str) -> str:
 
 def _time(r: SectionResult) -> str:
     took = f"{r.seconds:.0f} s" if r.seconds < 90 else f"{r.seconds / 60:.1f} min"
-    return took + ("" if r.ran else " (kept from an earlier run: inputs unchanged)")
+    if r.ran:
+        return took
+    return f"{took} ({escape(r.note or 'kept from an earlier run: inputs unchanged')})"
 
 
 STYLE = """
