@@ -109,6 +109,11 @@ def test_induction_verdict_needs_emergence_and_an_ablation_above_random():
     assert claims.induction({"sizes": sizes, "ablation": weak}).status == PARTLY
     flat = [{**sizes[0], "excess": 0.1}]
     assert claims.induction({"sizes": flat, "ablation": weak}).status == FAILS
+    framed = [{**flat[0], "frame_induction": 0.71, "frame_head": "L4.H2", "untrained_frame_induction": 0.0}]
+    verdict = claims.induction({"sizes": framed, "ablation": weak})
+    assert verdict.status == FAILS and "L4.H2 scores 0.71" in verdict.reason, (
+        "a fixed-offset frame head is reported beside the controlled test, and does not pass it"
+    )
 
 
 def test_probe_head_verdict_per_size():
@@ -116,6 +121,11 @@ def test_probe_head_verdict_per_size():
     assert claims.probe_heads({"task": "digit", "sizes": rows[:1]}).status == HOLDS
     assert claims.probe_heads({"task": "digit", "sizes": rows}).status == PARTLY
     assert claims.probe_heads({"task": "digit", "sizes": rows[1:]}).status == FAILS
+    fewer = [{**rows[0], "linear_clips": 177, "attention_clips": 46}]
+    verdict = claims.probe_heads({"task": "digit", "sizes": fewer})
+    assert verdict.status == claims.REPORTED and "not comparable" in verdict.reason, (
+        "probes trained on different clips must not be declared better or worse"
+    )
 
 
 @pytest.mark.parametrize("value", [math.nan, None])

@@ -155,9 +155,16 @@ def induction(n: dict[str, Any]) -> Verdict:
     emerged = top["excess"] >= top["untrained_excess"] + INDUCTION_MARGIN
     a = n["ablation"]
     matters = a["delta_ablated"] > a["delta_random_mean"] + 2 * a["delta_random_std"]
+    frame = ""
+    if "frame_induction" in top:  # the video form: attention to where the next token was a frame ago
+        frame = (
+            f"; its best frame-induction head {top['frame_head']} scores {top['frame_induction']:.2f} "
+            f"(untrained {top['untrained_frame_induction']:.2f}), a fixed offset back that the random-token "
+            "test does not count as induction"
+        )
     because = (
         f"largest size's best prefix-matching head {top['head']}: excess over the no-repeat control "
-        f"{top['excess']:.3f} against {top['untrained_excess']:.3f} untrained (needs +{INDUCTION_MARGIN}); "
+        f"{top['excess']:.3f} against {top['untrained_excess']:.3f} untrained (needs +{INDUCTION_MARGIN}){frame}; "
         f"ablating {a['heads']} changes the later frames' loss by {a['delta_ablated']:+.3f} nats against "
         f"{a['delta_random_mean']:+.3f} ± {a['delta_random_std']:.3f} for random heads (needs > mean + 2 std)"
     )
@@ -169,6 +176,15 @@ def probe_heads(n: dict[str, Any]) -> Verdict:
     """Table 18: a higher-capacity probe head (attention over tokens) beats the linear probe on every size."""
     rows = n["sizes"]
     parts = ", ".join(f"{r['size']} {r['linear']:.3f} → {r['attention']:.3f}" for r in rows)
+    unequal = [r for r in rows if r.get("linear_clips") != r.get("attention_clips")]
+    if unequal:  # a probe trained on fewer clips loses for that reason alone: no comparison to make
+        r = unequal[0]
+        return Verdict(
+            REPORTED,
+            f"not comparable: the attention probe trained on {r.get('attention_clips')} clips (those with "
+            f"per-token activations), the linear probe on {r.get('linear_clips')}; extract per-token activations "
+            f"of every clip (extract.token_clips = extract.clips) to compare them: {parts}",
+        )
     return _share(
         [r["attention"] > r["linear"] for r in rows], "every size", "some sizes", "no size",
         f"best-layer {n['task']} score, linear → attention probe: {parts}",

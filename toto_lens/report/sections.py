@@ -41,7 +41,8 @@ def probing(ctx: Context) -> Output:
                     (size, True) and (u["task"], u["probe"]) == (r["task"], r["probe"]))  # fmt: skip
         peaks.append({"size": size, "task": r["task"], "probe": r["probe"], "metric": r["metric"],
                       "best_layer": r["best_layer"], "depth": r["depth"], "val": r["val_mean"],
-                      "val_std": r["val_std"], "untrained_val": twin["val_mean"], "chance": r["chance"]})  # fmt: skip
+                      "val_std": r["val_std"], "untrained_val": twin["val_mean"], "chance": r["chance"],
+                      "n_train": r["n_train"]})  # fmt: skip
     return Output(
         {"peaks": peaks}, [video.figure, images.figure], [table(video.summary), table(images.summary)]
     )
@@ -196,11 +197,16 @@ def induction(ctx: Context) -> Output:
     for m in ctx.models:
         study = studies.induction(_both(m)[::-1], batch=ctx.family["induction"]["batch"], dataset=VIDEO,
                                   progress=ctx.progress)  # fmt: skip
-        rows = {r["checkpoint"]: r.get("prefix_matching_excess", {}) for r in study.summary.data["rows"]}
-        best, base = rows[m.trained["checkpoint"]], rows[m.untrained["checkpoint"]]
+        rows = {r["checkpoint"]: r for r in study.summary.data["rows"]}
+        trained, untrained = rows[m.trained["checkpoint"]], rows[m.untrained["checkpoint"]]
+        best = trained.get("prefix_matching_excess", {})
+        frame = trained.get("frame_induction", {})
         sizes.append({"size": m.label, "excess": best.get("best", float("nan")),
                       "head": f"L{best.get('layer')}.H{best.get('head')}",
-                      "untrained_excess": base.get("best", float("nan"))})  # fmt: skip
+                      "untrained_excess": untrained.get("prefix_matching_excess", {}).get("best", float("nan")),
+                      "frame_induction": frame.get("best", float("nan")),
+                      "frame_head": f"L{frame.get('layer')}.H{frame.get('head')}",
+                      "untrained_frame_induction": untrained.get("frame_induction", {}).get("best", float("nan"))})  # fmt: skip
         if m is ctx.largest:
             figures, tables = [study.figure], [table(study.summary)]
     ablation = studies.ablate(ctx.largest.trained["checkpoint"], dataset=VIDEO, clips=a["clips"],

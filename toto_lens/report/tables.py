@@ -46,11 +46,14 @@ def table18(ctx: Context) -> Output:
     task = next(iter(ctx.family["probing"]["tasks"].split(",")))
     lin, att = _best(ctx, task, "linear"), _best(ctx, task, "attention")
     sizes = [
-        {"size": a["size"], "linear": li["val"], "attention": a["val"]}
+        {"size": a["size"], "linear": li["val"], "attention": a["val"], "linear_clips": li.get("n_train"),
+         "attention_clips": a.get("n_train")}
         for li, a in zip(lin, att, strict=True)
-    ]
-    t = {"title": f"Probe heads on {task}: best-layer score per size", "columns": ["size", "linear", "attention"],
-         "rows": [[s["size"], f"{s['linear']:.3f}", f"{s['attention']:.3f}"] for s in sizes]}  # fmt: skip
+    ]  # fmt: skip
+    t = {"title": f"Probe heads on {task}: best-layer score per size (training clips)",
+         "columns": ["size", "linear", "attention"],
+         "rows": [[s["size"], f"{s['linear']:.3f} ({s['linear_clips']})", f"{s['attention']:.3f} ({s['attention_clips']})"]
+                  for s in sizes]}  # fmt: skip
     return Output({"task": task, "sizes": sizes}, [], [t])
 
 
