@@ -26,8 +26,6 @@ from toto_lens.report.sections import BY_ID, SECTIONS
 from toto_lens.report.steps import Steps
 
 ALIASES = {"fig13": "fig12", "table14": "fig7", "induction": "a3"}
-# Raised when what a section computes changes meaning, so that kept results are computed again.
-SECTIONS_VERSION = 1
 
 
 @dataclass
@@ -131,7 +129,7 @@ def _models(fam: Family, steps: Steps, progress: Progress | None) -> list[Model]
 
 def _inputs(section: Section, ctx: Context, steps: Steps) -> dict[str, Any]:
     fam = ctx.family
-    inputs: dict[str, Any] = {"version": SECTIONS_VERSION, "settings": {k: fam[k] for k in section.settings}}
+    inputs: dict[str, Any] = {"version": section.version, "settings": {k: fam[k] for k in section.settings}}
     if section.models:
         inputs["models"] = [[m.trained["sha256"], m.untrained["sha256"], m.caches] for m in ctx.models]
     if section.id == "fig11" or section.id == "fig12":

@@ -54,6 +54,7 @@ class Section:
     settings: tuple[str, ...] = ()  # family settings the numbers depend on
     needs: tuple[str, ...] = ()  # sections whose numbers it reads
     models: bool = True  # reads the family's checkpoints
+    version: int = 1  # raised when what the section computes changes, so that kept results are redone
 
 
 def table(summary: Any) -> dict[str, Any]:

@@ -235,6 +235,7 @@ SECTIONS = [
         claims.probing_depth,
         probing,
         ("probing",),
+        version=2,
     ),
     Section(
         "table16",
@@ -269,6 +270,7 @@ SECTIONS = [
         claims.induction,
         induction,
         ("induction", "ablation"),
+        version=2,
     ),
     Section(
         "fig7",
