@@ -7,6 +7,7 @@ inherits TOTO_LENS_CACHE from this process, so the notebook reads the fixture's 
 """
 
 import json
+import os
 import re
 import time
 
@@ -49,15 +50,17 @@ def test_notebook_runs_top_to_bottom(name, notebook_cache, tmp_path, monkeypatch
     import papermill
 
     monkeypatch.setenv("TOTO_LENS_CACHE", str(notebook_cache))  # the kernel inherits this environment
+    # Beside a second pytest-xdist worker (`make test`) the kernel shares the 2 cores: half again as long.
+    budget = BUDGET[name] * (1.5 if os.environ.get("PYTEST_XDIST_WORKER") else 1.0)
     out = tmp_path / f"{name}.ipynb"
     start = time.perf_counter()
     papermill.execute_notebook(
         str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=PARAMETERS[name], kernel_name="python3",
-        cwd=str(tmp_path), execution_timeout=BUDGET[name], progress_bar=False,
+        cwd=str(tmp_path), execution_timeout=budget, progress_bar=False,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    print(f"{name}: {seconds:.1f} s (budget {BUDGET[name]} s); executed notebook: {out}")
-    assert seconds < BUDGET[name], f"{name} took {seconds:.0f} s, over its budget of {BUDGET[name]} s"
+    print(f"{name}: {seconds:.1f} s (budget {budget:.0f} s); executed notebook: {out}")
+    assert seconds < budget, f"{name} took {seconds:.0f} s, over its budget of {budget:.0f} s"
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     errors = [
