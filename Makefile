@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 # CPU build by default; GPU users: make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-# Test workers (pytest-xdist): each test file runs whole on one worker (tests/conftest.py); 0 = one process.
-TEST_WORKERS ?= 2
+# Test workers (pytest-xdist): 0 = one process (what CI runs); `make test TEST_WORKERS=2` runs each test
+# file whole on one of two workers (--dist loadfile).
+TEST_WORKERS ?= 0
 
 .PHONY: setup test test-fast demo figures browser notebooks lint format bench clean
 
@@ -18,10 +19,10 @@ setup:
 	@$(BIN)/toto-lens --version
 
 test:
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 test-fast:
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 DEMO ?= cache/demo
 # The demo's checkpoints are named after its folder (cache/demo → demo, demo-untrained), so that
