@@ -11,7 +11,9 @@ from toto_lens.config import ModelConfig
 @pytest.fixture(scope="session")
 def _shared_derived(tmp_path_factory, worker_id):
     """Fitted tokenizers and token pools are deterministic: tests share them instead of refitting, across
-    pytest-xdist workers too (both write atomically, so a worker reads a whole file or none)."""
+    pytest-xdist workers too (both write atomically, so a worker reads a whole file or none). `make test`
+    runs each test file whole on one worker (`--dist loadfile`), so a module's fixtures are built once;
+    the tests of the session's trained demo model all live in tests/test_demo_results.py for that reason."""
     if worker_id == "master":
         root = tmp_path_factory.mktemp("shared-cache")
     else:
@@ -67,15 +69,8 @@ def cache_root(tmp_path_factory, _shared_derived):
 FIXTURE_BUDGET_S = {"demo_run": 2400, "demo_images": 900}
 
 
-# Under pytest-xdist (`make test` runs two workers, `--dist loadgroup`) each test file runs whole on one
-# worker, so a module's fixtures are built once; files that share an expensive session fixture share a
-# group, so that it is built once too.
-SHARED_GROUPS = {"test_demo_results.py": "demo_run", "test_train_quality.py": "demo_run"}
-
-
 def pytest_collection_modifyitems(items):
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(item.path.name, str(item.path))))
         if set(FIXTURE_BUDGET_S) & set(getattr(item, "fixturenames", ())):
             marker = item.get_closest_marker("timeout")
             seconds = marker.args[0] if marker and marker.args else item.config.getini("timeout")
