@@ -28,6 +28,11 @@ class Verdict:
     reason: str
 
 
+def _both(first: bool, second: bool, because: str) -> Verdict:
+    """Holds when both parts of a claim do, partly when one does."""
+    return Verdict(HOLDS if first and second else PARTLY if first or second else FAILS, because)
+
+
 def _share(flags: list[bool], all_of: str, some_of: str, none_of: str, because: str) -> Verdict:
     if flags and all(flags):
         return Verdict(HOLDS, f"{all_of}: {because}")
@@ -115,8 +120,7 @@ def ngrams(n: dict[str, Any]) -> Verdict:
         f"'differ' at ≥ {DIFFERENT}×); 3-gram entropy / log2(distinct) "
         f"{', '.join(f'{t} {v:.2f}' for t, v in flat.items())} ('flat' at ≥ {FLAT_ENTROPY})"
     )
-    status = HOLDS if differ and all_flat else PARTLY if differ or all_flat else FAILS
-    return Verdict(status, because)
+    return _both(differ, all_flat, because)
 
 
 def scaling(n: dict[str, Any]) -> Verdict:
@@ -144,8 +148,7 @@ def start_token(n: dict[str, Any]) -> Verdict:
         f"mean change between consecutive frames: from [1] {v['generated']:.3f}, from [3] {i['generated']:.3f}; "
         f"real videos {v['real']:.3f}, real image sequences {i['real']:.3f}"
     )
-    status = HOLDS if like_video and like_images else PARTLY if like_video or like_images else FAILS
-    return Verdict(status, because)
+    return _both(like_video, like_images, because)
 
 
 def induction(n: dict[str, Any]) -> Verdict:
@@ -168,8 +171,7 @@ def induction(n: dict[str, Any]) -> Verdict:
         f"ablating {a['heads']} changes the later frames' loss by {a['delta_ablated']:+.3f} nats against "
         f"{a['delta_random_mean']:+.3f} ± {a['delta_random_std']:.3f} for random heads (needs > mean + 2 std)"
     )
-    status = HOLDS if emerged and matters else PARTLY if emerged or matters else FAILS
-    return Verdict(status, because)
+    return _both(emerged, matters, because)
 
 
 def probe_heads(n: dict[str, Any]) -> Verdict:

@@ -7,8 +7,6 @@ exist or a value of the wrong kind is one line naming the key.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,11 +87,6 @@ class Family:
             train_clips=t["train_clips"], val_clips=t["val_clips"], eval_every=t["eval_every"],
             ckpt_every=t["ckpt_every"], log_every=t["log_every"], dtype=t["dtype"], seed=t["seed"],
         )  # fmt: skip
-
-    def digest(self, *parts: Any) -> str:
-        """A short content hash of settings (what a step's key is made of)."""
-        text = json.dumps(parts, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def family_names(path: Path = FAMILIES) -> list[str]:
