@@ -43,7 +43,11 @@ DatasetOpt = Annotated[
 # `<source>-<split>`: one option, one meaning, in every command.
 DataOpt = Annotated[
     str,
-    typer.Option("--data", help="Source: moving-digits, image-digits, or a folder written by materialise."),
+    typer.Option(
+        "--data",
+        help="Source: moving-digits, image-digits, image-folder:PATH, video-folder:PATH (options after ?, "
+        "e.g. ?frames=16&stride=4&size=32&mode=rgb), tokens:PATH, or a folder written by materialise.",
+    ),
 ]
 SplitOpt = Annotated[str, typer.Option("--split", help="Split of the source: train, val or test.")]
 CacheOpt = Annotated[

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from toto_lens.cli.app import DataOpt, SplitOpt, app, console
+from toto_lens.cli.app import DataOpt, SplitOpt, TrustOpt, app, console
 
-data_app = typer.Typer(help="Look at and write the bundled clips.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Look at clips of any source, store them, tokenize them into shards.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 SeedOpt = Annotated[
@@ -24,8 +26,10 @@ def preview(
     data: DataOpt = "moving-digits",
     split: SplitOpt = "val",
     seed: SeedOpt = 0,
+    trust_code: TrustOpt = False,
 ) -> None:
-    """Draw clips with their object masks and labels."""
+    """Draw clips with their labels (and object masks where the source has them); token shards are
+    decoded with the tokenizer stored beside them."""
     from toto_lens.data import check_source, open_source
     from toto_lens.errors import ConfigError
     from toto_lens.figures.clips import PREVIEW_SUFFIXES, write_preview
@@ -38,6 +42,12 @@ def preview(
     check_writable(out, "--out")  # before any clip is rendered
     source = open_source(data, split=split, n_clips=n, seed=seed)
     clips = [source[i] for i in range(min(n, len(source)))]
+    if any(c.frames is None for c in clips):
+        from toto_lens.tokenizers import load_tokenizer_dir
+
+        tok = load_tokenizer_dir(source.folder, trust_code=trust_code)
+        for c in clips:
+            c.frames = tok.decode(c.codes)
     again = command_line(
         "data preview", "--n", n, "--data", data, "--split", split, "--seed", seed, "--out", out
     )
@@ -66,3 +76,40 @@ def materialise_cmd(
     source = open_source(data, split=split, n_clips=clips, seed=seed)
     path = materialise(source, out, overwrite=overwrite)
     console.print(f"wrote {path} ({len(source)} clips of {source.name}, {source.split}, seed {seed})")
+
+
+@data_app.command("tokenize")
+def tokenize_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder of the shards; the split is written into OUT/SPLIT.")
+    ],
+    tokenizer: Annotated[
+        str,
+        typer.Option("--tokenizer", help="Tokenizer name (kmeans-512 …), tokenizer folder, or checkpoint."),
+    ],
+    clips: Annotated[int, typer.Option("--clips", min=1, help="Number of clips.")] = 1024,
+    data: DataOpt = "moving-digits",
+    split: SplitOpt = "train",
+    seed: SeedOpt = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing shards.")] = False,
+    trust_code: TrustOpt = False,
+) -> None:
+    """Tokenize clips once into memory-mapped shards (`--data tokens:OUT` reads them back): training and
+    extraction then skip decoding and tokenizing. An interrupted run continues where it stopped."""
+    from toto_lens.cli.progress import CliProgress
+    from toto_lens.data import check_source, open_source
+    from toto_lens.data.sources.tokens import write_token_shards
+    from toto_lens.io import check_writable
+    from toto_lens.tokenizers import load_tokenizer
+    from toto_lens.tokenizers.named import check_tokenizer
+
+    check_source(data)
+    check_tokenizer(tokenizer, trust_code=trust_code)
+    check_writable(out, "--out")  # all before a clip is read or a tokenizer fitted
+    source = open_source(data, split=split, n_clips=clips, seed=seed)
+    with CliProgress(console) as bar:
+        tok = load_tokenizer(tokenizer, trust_code=trust_code, progress=bar)
+        path = write_token_shards(source, tok, out, overwrite=overwrite, progress=bar)
+    console.print(
+        f"wrote {path} ({len(source)} clips of {source.name}, {split}); read them with --data tokens:{out}"
+    )

@@ -25,24 +25,41 @@ from toto_lens.io import atomic_folder, read_json, read_safetensors, to_json
 
 @dataclass
 class Clip:
-    """One clip: a video of moving digits, or a sequence of independent digit images."""
+    """One clip: a video, or a sequence of independent images; frames or, for pre-tokenized sources, codes.
 
-    frames: np.ndarray  # (F, H, W) float32 in [0, 1]
-    masks: np.ndarray  # (F, H, W) uint8: 0 background, k = object k (object 1 on top)
+    Only `frames` (or `codes`), `kind`, `split`, `index` and the labels are what every source gives; the
+    object masks and the digit fields are what the bundled sources add (None / -1 / empty elsewhere).
+    """
+
+    frames: np.ndarray | None  # (F, H, W) grey or (F, H, W, C) colour, float32 in [0, 1]; None: codes
     kind: str  # "video" or "images"
-    digit: int  # class of the main digit (object 1; the first image of an image sequence)
-    motion: int  # index into MOTIONS; -1 for image sequences
-    digits: np.ndarray  # (K,) class of each object of a video; (F,) class of each image of a sequence
-    centre: np.ndarray  # (F, K, 2) float32 object centre (row, col) in pixels
-    velocity: np.ndarray  # (F, K, 2) float32 centre[t+1] - centre[t] (last frame repeats); NaN for images
     split: str
     index: int
-    params: dict[str, Any] = field(default_factory=dict)  # the seed and every generation parameter
     labels: dict[str, Any] = field(default_factory=dict)  # name → array, as the source's label_spec says
+    params: dict[str, Any] = field(default_factory=dict)  # what made the clip: seed, file, frame indices …
+    masks: np.ndarray | None = None  # (F, H, W) uint8: 0 background, k = object k (object 1 on top)
+    codes: np.ndarray | None = None  # (F, rows, cols) int64 visual codes of a pre-tokenized source
+    # The bundled digit sources' own fields (digit_labels turns them into labels):
+    digit: int = -1  # class of the main digit (object 1; the first image of an image sequence)
+    motion: int = -1  # index into MOTIONS; -1 for image sequences
+    digits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (K,) or (F,) classes
+    centre: np.ndarray | None = None  # (F, K, 2) float32 object centre (row, col) in pixels
+    velocity: np.ndarray | None = None  # (F, K, 2) float32 centre[t+1] - centre[t]; NaN for images
+
+    def __post_init__(self) -> None:
+        if self.frames is None and self.codes is None:
+            raise ConfigError("a clip needs frames (F, H, W[, C]) or visual codes (F, rows, cols)")
 
     @property
     def num_frames(self) -> int:
-        return self.frames.shape[0]
+        return (self.frames if self.frames is not None else self.codes).shape[0]
+
+    @property
+    def channels(self) -> int:
+        """1 for grey frames (F, H, W), C for (F, H, W, C); 0 for a clip of codes."""
+        if self.frames is None:
+            return 0
+        return 1 if self.frames.ndim == 3 else int(self.frames.shape[-1])
 
 
 @runtime_checkable
@@ -77,12 +94,15 @@ def iter_clips(source: ClipSource) -> Iterator[Clip]:
 
 
 def stack_frames(source: ClipSource, limit: int | None = None) -> np.ndarray:
-    """All frames of the first `limit` clips as one (N·F, H, W) array, e.g. to fit a tokenizer."""
+    """All frames of the first `limit` clips as one (N·F, H, W[, C]) array, e.g. to fit a tokenizer."""
     n = len(source) if limit is None else min(limit, len(source))
-    return np.concatenate([source[i].frames for i in range(n)])
+    clips = [source[i] for i in range(n)]
+    if any(c.frames is None for c in clips):
+        raise ConfigError(f"{source.name} holds visual codes, not frames; decode them with its tokenizer")
+    return np.concatenate([c.frames for c in clips])
 
 
-_ARRAYS = ("frames", "masks", "digits", "centre", "velocity")
+_ARRAYS = ("frames", "codes", "masks", "digits", "centre", "velocity")  # each written where every clip has it
 _SCALARS = ("digit", "motion", "index")
 
 
@@ -93,7 +113,8 @@ def materialise(source: ClipSource, path: str | os.PathLike, *, overwrite: bool 
     clips = list(iter_clips(source))
     if not clips:
         raise ConfigError(f"source {source.name!r} has no clips to materialise")
-    arrays = {k: np.stack([getattr(c, k) for c in clips]) for k in _ARRAYS}
+    have = [k for k in _ARRAYS if all(getattr(c, k) is not None for c in clips)]
+    arrays = {k: np.stack([getattr(c, k) for c in clips]) for k in have}
     arrays.update({k: np.array([getattr(c, k) for c in clips], dtype=np.int64) for k in _SCALARS})
     specs = tuple(source.label_spec)
     arrays.update({f"label.{s.name}": np.stack([c.labels[s.name] for c in clips]) for s in specs})
@@ -142,7 +163,7 @@ class ClipStore:
         i = check_index(index, len(self), self.name)
         info = self._meta["clips"][i]
         old = {"centre": "position"} if "centre" not in self._arrays else {}  # format 1 named it position
-        values = {k: self._arrays[old.get(k, k)][i] for k in _ARRAYS}
+        values = {k: self._arrays[old.get(k, k)][i] for k in _ARRAYS if old.get(k, k) in self._arrays}
         values.update({k: int(self._arrays[k][i]) for k in _SCALARS})
         clip = Clip(kind=info["kind"], split=info["split"], params=info["params"], **values)
         if self._meta.get("format_version", 1) < 2:

@@ -128,12 +128,18 @@ class Layout:
         return out
 
     def encode_clips(self, clips: list, tokenizer) -> np.ndarray:
-        """`Clip`s → packed token ids (n, length): each kind tokenized together and given its start token."""
+        """`Clip`s → packed token ids (n, length): each kind tokenized together and given its start token;
+        a pre-tokenized clip (`clip.codes`, frames None) is packed as it is."""
         out = np.empty((len(clips), self.length), dtype=np.int64)
         for kind in {c.kind for c in clips}:
             idx = [i for i, c in enumerate(clips) if c.kind == kind]
-            codes = tokenizer.encode(np.stack([clips[i].frames for i in idx]))  # (n, F, R, C)
-            out[np.array(idx)] = self.pack(codes, kind)
+            coded = [i for i in idx if clips[i].frames is None]
+            framed = [i for i in idx if clips[i].frames is not None]
+            if framed:
+                codes = tokenizer.encode(np.stack([clips[i].frames for i in framed]))  # (n, F, R, C)
+                out[np.array(framed)] = self.pack(codes, kind)
+            if coded:
+                out[np.array(coded)] = self.pack(np.stack([clips[i].codes for i in coded]), kind)
         return out
 
     def unpack(self, ids: np.ndarray) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Data mixes: `moving-digits=0.8,image-digits=0.2`, the sources a run trains on and their weights.
 
+A source with options (`video-folder:PATH?frames=16&stride=4`) takes its weight after its last option:
+`video-folder:PATH?frames=16&stride=4=0.5`.
+
 One parser for the trainer (which samples each batch in these proportions, as the paper's Table 2 mixes
 datasets), the checkpoint's record of its training data, and the extractor's default dataset.
 """
@@ -12,11 +15,23 @@ from toto_lens.errors import ConfigError
 DEFAULT_DATA = "moving-digits=0.8,image-digits=0.2"
 
 
+def split_weight(part: str) -> tuple[str, str, str]:
+    """(source name, "=" or "", weight text) of one part of a mix; `=` inside options is not a weight."""
+    head, q, query = part.partition("?")
+    if not q:
+        return head.partition("=")
+    *pairs, last = query.split("&")
+    if last.count("=") < 2:
+        return part, "", ""
+    option, sep, weight = last.rpartition("=")
+    return f"{head}?{'&'.join([*pairs, option])}", sep, weight
+
+
 def parse_mix(text: str) -> dict[str, float]:
     """ "moving-digits=0.8,image-digits=0.2" → {name: weight}, normalised; a bare name weighs 1."""
     mix: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = part.partition("=")
+        name, _, weight = split_weight(part)
         try:
             value = float(weight) if weight else 1.0
         except ValueError:
@@ -34,7 +49,7 @@ def parse_mix(text: str) -> dict[str, float]:
 
 def mix_note(text: str) -> str | None:
     """A sentence when explicit weights do not sum to 1 (they are normalised, and the user should know)."""
-    parts = [p.partition("=") for p in filter(None, (p.strip() for p in text.split(",")))]
+    parts = [split_weight(p) for p in filter(None, (p.strip() for p in text.split(",")))]
     if not any(sep for _, sep, _ in parts):
         return None  # bare names weigh the same: nothing to normalise that the user wrote
     mix = parse_mix(text)

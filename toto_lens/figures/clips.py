@@ -1,8 +1,9 @@
 """Looking at clips: frames beside their object masks and labels, as PNG, animated GIF or HTML.
 
-What `toto-lens data preview` writes. One row per clip: its label line, the frames left to right, and
-under them the same frames tinted by object mask (object 1 red, 2 cyan, 3 yellow), so that a person can
-check at a glance that the labels describe what is drawn.
+What `toto-lens data preview` writes. One row per clip: its label line, the frames left to right (grey
+or colour), and, for sources with object masks, under them the same frames tinted by object mask
+(object 1 red, 2 cyan, 3 yellow), so that a person can check at a glance that the labels describe what
+is drawn.
 """
 
 from __future__ import annotations
@@ -25,17 +26,30 @@ PREVIEW_SUFFIXES = (".png", ".gif", ".html")
 
 
 def clip_label(clip: Clip) -> str:
+    if clip.params.get("source") not in ("moving-digits", "image-digits"):
+        kind = "video" if clip.kind == "video" else "image sequence"
+        scalars = [
+            f"{k} {np.asarray(v).item()}" for k, v in clip.labels.items() if np.ndim(v) == 0 and k != "kind"
+        ]
+        where = clip.params.get("file") or clip.params.get("shard")
+        return " · ".join([f"{clip.split} clip {clip.index}", kind, *scalars, *([where] if where else [])])
     if clip.kind == "images":
         return f"{clip.split} clip {clip.index} · image sequence · digits {' '.join(map(str, clip.digits.tolist()))}"
     objects = " ".join(map(str, clip.digits.tolist()))
     return f"{clip.split} clip {clip.index} · digit {clip.digit} · {MOTIONS[clip.motion]} · objects {objects}"
 
 
+def as_rgb(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W) grey or (F, H, W, C) frames in [0, 1] → (F, H, W, 3) float RGB in [0, 255]."""
+    x = frames if frames.ndim == 4 else frames[..., None]
+    return np.broadcast_to(x[..., :3] if x.shape[-1] >= 3 else x[..., :1], (*x.shape[:3], 3)) * 255.0
+
+
 def tinted(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(F, H, W) frames and masks → (F, H, W, 3) float RGB in [0, 255], each object in its colour."""
+    """(F, H, W[, C]) frames and masks → (F, H, W, 3) float RGB in [0, 255], each object in its colour."""
     colours = OBJECT_COLOURS[np.minimum(masks, len(OBJECT_COLOURS) - 1)]  # (F, H, W, 3)
-    grey = frames[..., None] * 255.0
-    return np.where(masks[..., None] > 0, 0.35 * grey + 0.65 * colours, grey)
+    base = as_rgb(frames)
+    return np.where(masks[..., None] > 0, 0.35 * base + 0.65 * colours, base)
 
 
 def strip(images: np.ndarray, gap: int) -> np.ndarray:
@@ -101,10 +115,13 @@ def picture_figure(
 
 
 def clip_rows(clip: Clip, frames: slice | None = None, gap: int = 2) -> np.ndarray:
-    """One clip as two strips (frames over tinted masks), (2H + gap, width, 3) uint8."""
+    """One clip as two strips (frames over tinted masks), (2H + gap, width, 3) uint8; only the frames
+    for a clip without masks."""
     sel = frames or slice(None)
-    grey = np.repeat(clip.frames[sel, ..., None] * 255.0, 3, axis=-1)
-    top, bottom = strip(grey, gap), strip(tinted(clip.frames[sel], clip.masks[sel]), gap)
+    top = strip(as_rgb(clip.frames[sel]), gap)
+    if clip.masks is None:
+        return top.clip(0, 255).astype(np.uint8)
+    bottom = strip(tinted(clip.frames[sel], clip.masks[sel]), gap)
     sep = np.full((gap, top.shape[1], 3), 40.0, dtype=np.float32)
     return np.concatenate([top, sep, bottom]).clip(0, 255).astype(np.uint8)
 
@@ -112,7 +129,7 @@ def clip_rows(clip: Clip, frames: slice | None = None, gap: int = 2) -> np.ndarr
 def mask_legend(clips: list[Clip]) -> list[tuple[str, tuple[int, int, int]]]:
     """(label, RGB colour) of every object colour the clips' masks use, in object order, e.g.
     ("object 1 (digit 7)", (230, 60, 60)) when all the clips agree on that object's digit."""
-    used = sorted({int(v) for c in clips for v in np.unique(c.masks) if v > 0})
+    used = sorted({int(v) for c in clips if c.masks is not None for v in np.unique(c.masks) if v > 0})
     out = []
     for obj in used:
         colour = tuple(int(v) for v in OBJECT_COLOURS[min(obj, len(OBJECT_COLOURS) - 1)])
@@ -148,7 +165,8 @@ def preview_image(clips: list[Clip], zoom: int = 3, frames: slice | None = None)
         canvas.paste(Image.fromarray(block), (pad, y))
         y += block.shape[0] + pad
     x = pad
-    draw.text((x, y + 4), "top: frames; bottom: masks", fill=(200, 200, 200), font=font)
+    key = "top: frames; bottom: masks" if any(c.masks is not None for c in clips) else "frames"
+    draw.text((x, y + 4), key, fill=(200, 200, 200), font=font)
     x += 170
     for label, colour in mask_legend(clips):
         draw.rectangle((x, y + 4, x + 10, y + 14), fill=colour)
@@ -171,7 +189,8 @@ def preview_figure(clips: list[Clip], zoom: int = 2):
     image = np.asarray(picture)
     fig = go.Figure(go.Image(source=source, hoverinfo="skip"))
     fig.update_layout(
-        title=f"{len(clips)} clips: frames (top) and object masks (bottom)",
+        title=f"{len(clips)} clips: frames"
+        + (" (top) and object masks (bottom)" if any(c.masks is not None for c in clips) else ""),
         width=image.shape[1] + 60,
         height=image.shape[0] + 100,
         margin={"l": 20, "r": 20, "t": 60, "b": 20},

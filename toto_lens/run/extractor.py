@@ -254,8 +254,10 @@ def _run(
         start, stop = b * B, min((b + 1) * B, plan.shape.clip)
         clips = [source[i] for i in range(start, stop)]
         tokens = layout.encode_clips(clips, tok)
-        return start, stop, tokens, {"masks": np.stack([c.masks for c in clips]),
-                                     **clip_labels(clips, plan.shape.labels)}  # fmt: skip
+        extra = clip_labels(clips, plan.shape.labels)
+        if any(v.name == "masks" for v in plan.variables):
+            extra["masks"] = np.stack([c.masks for c in clips])
+        return start, stop, tokens, extra
 
     thread = threading.Thread(target=writer, name="toto-lens-writer", daemon=True)
     thread.start()

@@ -65,6 +65,7 @@ def prepare(
     from toto_lens.checkpoints import training_data
     from toto_lens.data import open_source
     from toto_lens.data.labels import label_sizes
+    from toto_lens.data.sources.tokens import check_tokenizer_match
     from toto_lens.paths import cache_root
     from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
 
@@ -91,7 +92,8 @@ def prepare(
         dtype=dtype,
         batch_size=batch_size,
     )
-    expected = _tokenizer_facts(tokenizer, ckpt.tokenizer, first.frames.shape[1:3])
+    image = tuple(first.frames.shape[1:3]) if first.frames is not None else ()
+    expected = _tokenizer_facts(tokenizer, ckpt.tokenizer, image)
     if expected is not None:  # the same checks as below, before a fit that may take minutes
         _check_fit(ckpt.config, first.num_frames, *expected)
     if tokenizer is not None:
@@ -100,6 +102,7 @@ def prepare(
         tok = tokenizer_from_spec(
             ckpt.tokenizer, ckpt.tokenizer_state, trust_code=getattr(ckpt, "trust_code", False)
         )
+    check_tokenizer_match(source, tok)
     layout = _check_fit(ckpt.config, first.num_frames, tok.vocab_size, tuple(tok.grid))
     labels = with_kind(tuple(getattr(source, "label_spec", ())))
     sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)
@@ -112,14 +115,14 @@ def prepare(
         cols=layout.cols,
         feature=ckpt.config.dim,
         head=ckpt.config.n_heads,
-        image=tuple(first.frames.shape[1:]),
+        image=image if first.masks is not None else (0, 0),
         labels=labels,
         label_sizes=tuple(sizes.items()),
     )
     name = getattr(source, "name", str(source_name))
     dataset = f"{name}-{split}"
     path = Path(out) if out else cache_root() / ckpt.name / f"{dataset}.zarr"
-    variables = data_variables(request, n, labels) + label_variables(shape)
+    variables = data_variables(request, n, labels, masks=first.masks is not None) + label_variables(shape)
     attrs = schema_attrs(
         checkpoint={"name": ckpt.name, "path": str(ckpt.path), "sha256": ckpt.sha256},
         model_config=ckpt.config.to_dict(),

@@ -146,17 +146,20 @@ class VarSpec:
         return per_clip * clips * np.dtype(self.dtype).itemsize
 
 
-def data_variables(request: ExtractRequest, clips: int, label_spec: tuple[LabelSpec, ...]) -> list[VarSpec]:
-    """The arrays a request writes, per docs/cache-schema.md."""
+def data_variables(
+    request: ExtractRequest, clips: int, label_spec: tuple[LabelSpec, ...], masks: bool = True
+) -> list[VarSpec]:
+    """The arrays a request writes, per docs/cache-schema.md; `masks` where the source has object masks."""
     labels = (*(s.name for s in label_spec), *STATIC_COORDS)
     act = request.dtype
     nan = float("nan")
     specs = [
         VarSpec("tokens", ("clip", "position"), "int32", clips, 0, labels),
         VarSpec("loss", ("clip", "position"), "float32", clips, nan, labels, {"units": "nats"}),
-        VarSpec("masks", ("clip", "frame", "y", "x"), "uint8", clips, 0, labels),
         VarSpec("complete", ("clip",), "uint8", clips, 0, labels),
     ]
+    if masks:
+        specs.insert(2, VarSpec("masks", ("clip", "frame", "y", "x"), "uint8", clips, 0, labels))
     if "pooled" in request.acts:
         specs.append(VarSpec("acts_pooled", ("clip", "layer", "feature"), act, clips, nan, labels))
     if "frame" in request.acts:

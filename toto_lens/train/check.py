@@ -34,12 +34,17 @@ def check_run(cfg: TrainConfig, name: str, *, trust_code: bool = False) -> Path:
     for source in mix:
         check_source(source)
     check_tokenizer(cfg.tokenizer, trust_code=trust_code)
-    shapes = {s: tuple(open_source(s, split="val", n_clips=1)[0].frames.shape) for s in mix}
+    shapes = {s: clip_shape(open_source(s, split="val", n_clips=1)[0]) for s in mix}
     if len(set(shapes.values())) > 1:
-        sizes = ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in shapes.items())
-        raise ConfigError(
-            f"sources of one mix must have clips of one shape (frames × height × width): {sizes}"
-        )
+        sizes = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise ConfigError(f"sources of one mix must have clips of one shape: {sizes}")
     check_tokenizer(cfg.tokenizer, trust_code=trust_code)
     check_writable(folder, "--name (a folder path) or TOTO_LENS_CACHE" if is_bare_name(text) else "--name")
     return folder
+
+
+def clip_shape(clip) -> str:
+    """A clip's shape in words: frames × height × width (× channels), or frames × rows × cols of codes."""
+    if clip.frames is None:
+        return "×".join(map(str, clip.codes.shape)) + " codes"
+    return "×".join(map(str, clip.frames.shape)) + ("" if clip.channels == 1 else " (colour)")

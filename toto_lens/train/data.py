@@ -21,6 +21,7 @@ import numpy as np
 
 from toto_lens.data import Layout, open_source
 from toto_lens.data.mix import parse_mix
+from toto_lens.data.sources.tokens import check_tokenizer_match, tokenizer_fingerprint
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.io import atomic_folder, read_safetensors
 from toto_lens.paths import cache_root
@@ -60,14 +61,6 @@ def _largest_remainder(weights: np.ndarray, size: int) -> np.ndarray:
     return counts
 
 
-def tokenizer_fingerprint(tok) -> str:
-    h = hashlib.sha256(json.dumps(tok.spec, sort_keys=True).encode())
-    for key, value in sorted(tok.state_dict().items()):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(value).tobytes())
-    return h.hexdigest()[:16]
-
-
 def encode_source(source, tok, layout: Layout, progress=None, task: str = "tokenize") -> np.ndarray:
     """Every clip of `source` as packed token ids (N, L); progress hears of each chunk of clips."""
     out = np.empty((len(source), layout.length), dtype=np.int64)
@@ -83,6 +76,9 @@ def cached_tokens(
 ) -> np.ndarray:
     """Token ids of a source's clips, from the cache or rendered, tokenized and cached now."""
     source = open_source(name, split=split, n_clips=n_clips, seed=seed)
+    check_tokenizer_match(source, tok)
+    if getattr(source, "tokenized", False):  # token shards: read, not rendered; nothing to cache
+        return encode_source(source, tok, layout, progress, f"read {name} {split}")
     key = hashlib.sha256(
         json.dumps([source.spec, tokenizer_fingerprint(tok)], sort_keys=True).encode()
     ).hexdigest()[:20]
