@@ -67,6 +67,7 @@ class FileList:
     """The files of one split: paths, each file's class (-1 without class folders), the class names."""
 
     root: Path
+    base: Path  # the split's folder (root itself without split subfolders)
     files: list[Path]
     classes: list[int]
     class_names: tuple[str, ...]
@@ -93,7 +94,7 @@ def list_files(root: Path, split: str, suffixes: tuple[str, ...], scheme: str) -
             "subfolders of such files"
         )
     rule = f"{split}/ folder" if by_folder else f"hash of path: {HASH_SPLIT[0]:.0%} train, 10% val, 10% test"
-    return FileList(root, [p for p, _ in found], [c for _, c in found], names, rule)
+    return FileList(root, base, [p for p, _ in found], [c for _, c in found], names, rule)
 
 
 def meaning(name: str) -> str:
@@ -102,14 +103,16 @@ def meaning(name: str) -> str:
 
 
 def csv_labels(
-    files: list[Path], root: Path, scheme: str
+    files: list[Path], folders: tuple[Path, ...], scheme: str
 ) -> tuple[tuple[LabelSpec, ...], dict[str, np.ndarray]]:
-    """Labels from `labels.csv` beside the files (first column the file's path relative to the source
-    folder, or its name; one column per label): integer columns stay integers (-1 where a file has no
-    row), any other column is categorical, its values sorted into codes."""
-    path = root / LABELS_CSV
-    if not path.is_file():
+    """Labels from the first `labels.csv` found in `folders` (the split's folder, then the source's): the
+    first column is the file's path relative to that folder, or its name; one column per label. Integer
+    columns stay integers (-1 where a file has no row); any other column is categorical, its values
+    sorted into codes."""
+    found = [f / LABELS_CSV for f in folders if (f / LABELS_CSV).is_file()]
+    if not found:
         return (), {}
+    path, root = found[0], found[0].parent
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if len(rows) < 2 or len(rows[0]) < 2:

@@ -107,7 +107,7 @@ class VideoFolder:
         self.n_clips = min(check_positive(n_clips, "n_clips", SCHEME), len(self._files))
         self.name = f"{SCHEME}-{self.root.resolve().name}"
         self.class_names = listing.class_names
-        specs, values = csv_labels(self._files, self.root, SCHEME)
+        specs, values = csv_labels(self._files, (listing.base, self.root), SCHEME)
         if self.class_names:
             specs = (
                 LabelSpec("label", (), "int64", tuple(map(meaning, self.class_names)), "class folder"),
