@@ -87,7 +87,15 @@ def variant_tokenizer(config: ModelConfig, data: str) -> str:
     from toto_lens.tokenizers.named import BUNDLED_SIZE
 
     first = next(iter(parse_mix(data)))
-    clip = open_source(first, split="val", n_clips=1)[0]
+    source = open_source(first, split="val", n_clips=1)
+    if getattr(source, "tokenized", False):  # token shards keep the tokenizer that made them beside them
+        return str(source.folder)
+    clip = source[0]
+    if clip.channels != 1:
+        raise ConfigError(
+            f"the clips of {first} are in colour but the named tokenizers fit grey frames; fit one on them "
+            f"(toto-lens tokenizer fit --data {first} …) and name it with --tokenizer, or add ?mode=grey"
+        )
     frames, h, w = clip.frames.shape[:3]
     if (h, w) != (BUNDLED_SIZE, BUNDLED_SIZE):
         raise ConfigError(
