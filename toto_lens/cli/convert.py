@@ -38,7 +38,12 @@ def import_(
     hf: Annotated[Path, typer.Option("--hf", help="Hugging Face Llama folder (config.json + safetensors).")],
     name: Annotated[str, typer.Option("--name", help="Checkpoint name in the registry, or a folder path.")],
     tokenizer: Annotated[
-        str | None, typer.Option("--tokenizer", help="Tokenizer name or folder to save with the checkpoint.")
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="Tokenizer to save with the checkpoint: a name, a folder, or a spec file (*.json, e.g. "
+            '{"kind": "external", "factory": "pkg.mod:load", ...}; needs --trust-code).',
+        ),
     ] = None,
     layout: Annotated[
         str | None, typer.Option("--layout", help="Clip layout FRAMES,ROWS,COLS, e.g. 16,16,16.")

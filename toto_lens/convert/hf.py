@@ -242,7 +242,8 @@ def import_hf(
 ) -> Path:
     """Save a Hugging Face Llama folder as a Toto checkpoint `name` (registry name or folder path).
 
-    tokenizer: a name or folder `load_tokenizer` accepts, saved with the checkpoint (spec and state).
+    tokenizer: a name or folder `load_tokenizer` accepts, or a tokenizer spec file (`*.json`, the dict
+    `tokenizer_from_spec` takes, e.g. an external VQGAN adapter's); saved with the checkpoint (spec, state).
     layout: frames, rows, cols of a clip ("F,R,C"), recorded in `training["imported"]["layout"]`.
     specials, first_code_id: see `config_from_llama`. Returns the checkpoint folder.
     """
@@ -259,7 +260,8 @@ def import_hf(
     _check_target(
         target, True, "--name (a folder path) or TOTO_LENS_CACHE" if is_bare_name(str(name)) else "--name"
     )
-    if tokenizer is not None:
+    spec_file = read_spec_file(tokenizer, trust_code) if tokenizer is not None else None
+    if tokenizer is not None and spec_file is None:
         from toto_lens.tokenizers.named import check_tokenizer
 
         check_tokenizer(tokenizer, trust_code=trust_code)
@@ -269,7 +271,7 @@ def import_hf(
     ours = to_toto_state(state, config)
     check_state(ours, config, "hf")
     grid = parse_layout(layout if layout is not None else (hf.get("toto_lens") or {}).get("layout"), config)
-    tok_spec, tok_state = _tokenizer(tokenizer, config, grid, trust_code)
+    tok_spec, tok_state = _tokenizer(tokenizer, config, grid, trust_code, spec_file)
     record = {"source": str(root.resolve()), "format": "hf", "layout": grid, "tokenizer": tokenizer}
     with torch.device("meta"):  # only its config is read: the weights saved are `ours`, as stored
         model = Toto(config)
@@ -305,12 +307,36 @@ def parse_layout(layout: str | tuple | dict | None, config: ModelConfig) -> dict
     return {"frames": frames, "rows": rows, "cols": cols}
 
 
-def _tokenizer(spec: str | None, config: ModelConfig, grid: dict[str, int] | None, trust_code: bool = False):
+def read_spec_file(tokenizer: str | os.PathLike, trust_code: bool) -> dict[str, Any] | None:
+    """The spec in a tokenizer spec file (a path ending in .json), refused unless trusted when it names code
+    to import; None when `tokenizer` is a name or a folder. Nothing is imported here."""
+    from toto_lens.tokenizers.registry import require_trust
+
+    path = Path(tokenizer).expanduser()
+    if path.suffix.lower() != ".json":
+        return None
+    spec = read_json(
+        path, redo="write the tokenizer spec (a JSON object with a 'kind') there", error=ConvertError
+    )
+    require_trust(spec, trust_code, f"the tokenizer spec {path}")
+    return spec
+
+
+def _tokenizer(
+    spec: str | None,
+    config: ModelConfig,
+    grid: dict[str, int] | None,
+    trust_code: bool = False,
+    spec_file: dict[str, Any] | None = None,
+):
     if spec is None:
         return None, None
-    from toto_lens.tokenizers import load_tokenizer
+    from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
 
-    tok = load_tokenizer(spec, trust_code=trust_code)
+    if spec_file is not None:
+        tok = tokenizer_from_spec(spec_file, trust_code=trust_code)
+    else:
+        tok = load_tokenizer(spec, trust_code=trust_code)
     if tok.vocab_size > config.num_codes:
         raise ConvertError(
             f"tokenizer {spec!r} has {tok.vocab_size} codes but the model has {config.num_codes} "
