@@ -2,7 +2,7 @@
 
 Decoded with PyAV, which carries its own FFmpeg libraries (no system ffmpeg, nothing downloaded). Clip i
 of (seed, split) is one video of the split, in a seeded order, sampled as F frames from frame `start`
-every `stride` frames (the paper: 16 frames, every 4th), resized and centre-cropped to size × size.
+every `stride` frames (the paper: 16 frames, every 4th), resized (FFmpeg's swscale) and centre-cropped to size × size.
 Labels: `label` from class subfolders, and every column of a `labels.csv` beside the files (see
 `files.csv_labels`). Each file is opened once when the source opens: a file that cannot be opened, has
 no video stream, or has fewer frames than the sampling needs is reported once and left out.
@@ -22,7 +22,6 @@ from toto_lens.data.sources.files import (
     check_mode,
     check_positive,
     csv_labels,
-    fit_frame,
     folder_spec,
     list_files,
     meaning,
@@ -45,8 +44,13 @@ def probe_frames(path: Path) -> int:
         return int(container.streams.video[0].frames or 0)
 
 
-def read_frames(path: Path, indices: list[int]) -> tuple[dict[int, Any], int]:
-    """(the frames at `indices` (sorted) as PIL images, frames decoded), stopping after the last index."""
+def read_frames(path: Path, indices: list[int], size: int, grey: bool) -> tuple[dict[int, np.ndarray], int]:
+    """(the frames at `indices` (sorted) as (size, size[, 3]) float32 arrays in [0, 1], frames decoded).
+
+    Decoding stops after the last index. Each kept frame is scaled by FFmpeg's swscale (shorter side to
+    `size`, area-averaging when shrinking, as PIL's antialiased resize; colour conversion in the same pass),
+    then its centre cropped: about the time of decoding alone (benchmarks/bench_sources.py), where
+    converting every kept frame to RGB and resizing it through PIL took 1.3× that."""
     import av
 
     wanted, out, seen = set(indices), {}, 0
@@ -56,7 +60,14 @@ def read_frames(path: Path, indices: list[int]) -> tuple[dict[int, Any], int]:
         for i, frame in enumerate(container.decode(stream)):
             seen = i + 1
             if i in wanted:
-                out[i] = frame.to_image()
+                scale = size / min(frame.width, frame.height)
+                w, h = max(size, round(frame.width * scale)), max(size, round(frame.height * scale))
+                small = frame.reformat(
+                    width=w, height=h, format="gray" if grey else "rgb24", interpolation="AREA"
+                )
+                a = small.to_ndarray()  # (h, w) or (h, w, 3) uint8
+                top, left = (h - size) // 2, (w - size) // 2
+                out[i] = a[top : top + size, left : left + size].astype(np.float32) / 255.0
             if i >= indices[-1]:
                 break
     return out, seen
@@ -131,7 +142,7 @@ class VideoFolder:
         i = check_index(index, self.n_clips, self.name)
         path = self._files[i]
         try:
-            images, seen = read_frames(path, self.indices)
+            images, seen = read_frames(path, self.indices, self.size, self._pil_mode == "L")
         except Exception as e:  # noqa: BLE001 - a decoder error, named with its file
             raise ConfigError(
                 f"{SCHEME}: cannot decode {path}: {_reason(e)}; fix or remove the file"
@@ -142,7 +153,7 @@ class VideoFolder:
                 f"frames={self.frames} every {self.stride} from {self.start} needs {self.indices[-1] + 1}; "
                 "lower frames or stride"
             )
-        frames = np.stack([fit_frame(images[k], self.size, self._pil_mode) for k in self.indices])
+        frames = np.stack([images[k] for k in self.indices])
         return Clip(
             frames=frames,
             kind=self.kind,
