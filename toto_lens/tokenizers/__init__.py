@@ -1,4 +1,4 @@
-"""Visual tokenizers behind one protocol: frames [F, H, W] in [0, 1] ↔ ids [F, rows, cols].
+"""Visual tokenizers behind one protocol: frames [F, H, W] (grey) or [F, H, W, C] ↔ ids [F, rows, cols].
 
     PatchKMeans      k-means codebook over pixel patches (iGPT's palette idea on patches; the dVAE stand-in)
     RandomCodebook   PCA latent + random Gaussian codebook, any vocabulary without refit (Toto appendix A.4)
@@ -16,6 +16,7 @@ from toto_lens.tokenizers.base import (
     Tokenizer,
     TokenizerError,
     TokenizerProtocol,
+    channels_of,
     patchify,
     unpatchify,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "TokenizerError",
     "TokenizerProtocol",
     "bundled_frames",
+    "channels_of",
     "fit_tokenizer",
     "load_external",
     "load_tokenizer",

@@ -3,18 +3,20 @@
 toto-lens downloads nothing. A tokenizer whose weights live on disk is described by a spec
 
     {"kind": "external", "factory": "package.module:function", "path": "/path/on/disk",
-     "patch": 16, "image_size": [256, 256], "name": "vqgan-1k", ...any keys the factory reads}
+     "patch": 16, "image_size": [256, 256], "channels": 3, "name": "vqgan-1k", ...any keys the factory reads}
 
 and rebuilt by `tokenizer_from_spec(spec)`: the factory is imported with importlib and called with the
 spec; it returns an object with encode / decode / vocab_size / grid / spec / state_dict
 (`base.TokenizerProtocol`). When a state is given and the object has `load_state_dict`, the state is
 passed to it. Because a checkpoint stores the spec, a model trained on such tokens reloads its
-tokenizer from the same factory and path.
+tokenizer from the same factory and path. "channels" is the number of channels of a frame (3 for RGB);
+a spec without it is grey (1).
 
-The easy way is to subclass `ExternalTokenizer` (a `Tokenizer`): it reads patch / image_size / seed /
-name from the spec, keeps the extra keys in `spec`, and gives the input checks and the [B, F] batching
-for free; the subclass maps a stack of frames [N, H, W] float32 in [0, 1] to ids [N, rows, cols] and
-back. A worked example, wrapping a VQGAN the user already has (their class, their checkpoint file):
+The easy way is to subclass `ExternalTokenizer` (a `Tokenizer`): it reads patch / image_size / channels /
+seed / name from the spec, keeps the extra keys in `spec`, and gives the input checks and the [B, F]
+batching for free; the subclass maps a stack of frames float32 in [0, 1], [N, H, W, C] channels last
+([N, H, W] for a grey spec), to ids [N, rows, cols] and back. A worked example, wrapping an RGB VQGAN the
+user already has (their class, their checkpoint file):
 
     # my_vq/toto_adapter.py, importable (installed or on PYTHONPATH)
     import torch
@@ -25,7 +27,7 @@ back. A worked example, wrapping a VQGAN the user already has (their class, thei
 
     class MyVQTokenizer(ExternalTokenizer):
         def __init__(self, spec):
-            super().__init__(spec)  # patch, image_size, seed, name from the spec
+            super().__init__(spec)  # patch, image_size, channels (3 here), seed, name from the spec
             self.model = MyVQGAN.from_checkpoint(spec["path"]).eval()
 
         @property
@@ -33,14 +35,14 @@ back. A worked example, wrapping a VQGAN the user already has (their class, thei
             return self.model.quantize.n_embed  # visual codes only: toto-lens adds the special ids
 
         @torch.inference_mode()
-        def _encode_frames(self, frames):  # [N, H, W] float32 in [0, 1]
-            x = torch.from_numpy(frames)[:, None].expand(-1, 3, -1, -1) * 2 - 1  # (N, 3, H, W) in [-1, 1]
+        def _encode_frames(self, frames):  # [N, H, W, 3] float32 in [0, 1]
+            x = torch.from_numpy(frames).permute(0, 3, 1, 2) * 2 - 1  # (N, 3, H, W) in [-1, 1]
             return self.model.encode_to_indices(x).numpy()  # (N, H / patch, W / patch)
 
         @torch.inference_mode()
         def _decode_frames(self, ids):  # [N, rows, cols] int64, range-checked
             rgb = self.model.decode_indices(torch.from_numpy(ids))  # (N, 3, H, W) in [-1, 1]
-            return ((rgb.mean(1) + 1) / 2).numpy()  # grey in [0, 1]
+            return ((rgb.permute(0, 2, 3, 1) + 1) / 2).numpy()  # (N, H, W, 3) in [0, 1]
 
 
     def load(spec):
@@ -50,9 +52,14 @@ and then
 
     from toto_lens.tokenizers import tokenizer_from_spec
     tok = tokenizer_from_spec({"kind": "external", "factory": "my_vq.toto_adapter:load",
-                               "path": "/data/vqgan-1k.ckpt", "patch": 16, "image_size": [256, 256]},
+                               "path": "/data/vqgan-1k.ckpt", "patch": 16, "image_size": [256, 256],
+                               "channels": 3},
                               trust_code=True)  # the spec names code to import: say you trust it
-    ids = tok.encode(frames)  # [F, 16, 16]
+    ids = tok.encode(frames)  # frames [F, 256, 256, 3] → ids [F, 16, 16]
+    rgb = tok.decode(ids)  # [F, 256, 256, 3]
+
+Grey frames [F, H, W] given to this RGB tokenizer are refused in one line (the base class checks); to
+feed them, repeat them over the channels first (`np.repeat(frames[..., None], 3, -1)`).
 
 Another way to plug in is the registry: give the class `kind = "my-vq"` (`from_state` rebuilds it as
 `cls(spec)`), then `register_tokenizer("my-vq", MyVQTokenizer)`. Specs then say {"kind": "my-vq", ...}
@@ -68,10 +75,10 @@ from typing import Any
 import numpy as np
 
 from toto_lens.tokenizers.base import Tokenizer, TokenizerError, TokenizerProtocol, check_protocol
-from toto_lens.tokenizers.registry import import_object, require_trust, spec_field
+from toto_lens.tokenizers.registry import import_object, require_trust, spec_channels, spec_field
 
 # Spec keys the base class writes itself; every other key of an external spec is kept as given.
-_BASE_KEYS = ("kind", "name", "vocab_size", "patch", "image_size", "grid", "seed")
+_BASE_KEYS = ("kind", "name", "vocab_size", "patch", "image_size", "channels", "grid", "seed")
 
 
 class ExternalTokenizer(Tokenizer):
@@ -86,6 +93,7 @@ class ExternalTokenizer(Tokenizer):
             image_size=tuple(spec_field(spec, "image_size")),
             seed=spec.get("seed", 0),
             name=spec.get("name"),
+            channels=spec_channels(spec),
         )
 
     def default_name(self) -> str:

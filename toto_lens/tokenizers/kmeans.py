@@ -7,6 +7,9 @@ one global std. The std is a scalar on purpose: k-means then minimises plain pix
 would weight the rarely-lit border pixels of a patch as much as the centre), and nearest-centroid search
 can run directly in pixel space on de-normalised centroids.
 
+Colour: a patch vector holds patch·patch·C values (channels innermost, `base.patchify`), so RGB frames
+fit and encode the same way with D = patch²·3; the one std is shared by every channel too.
+
 Fitting: backgrounds make most patches identical, so k-means runs on the distinct patches weighted by
 their counts (`base.training_patches`): the same objective at a fraction of the cost. Seeding is
 k-means++ (torch, seeded, below), then one run of sklearn's Lloyd; the fit is deterministic for a seed.
@@ -23,8 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from toto_lens.tokenizers.base import PatchTokenizer, TokenizerError, check_positive, training_patches
-from toto_lens.tokenizers.registry import require_state, spec_field
+from toto_lens.tokenizers.base import (
+    PatchTokenizer,
+    TokenizerError,
+    check_positive,
+    describe_channels,
+    training_patches,
+)
+from toto_lens.tokenizers.registry import require_state, spec_channels, spec_field
 
 # Distance block per chunk (rows × codes floats): 512K floats = 2 MB stays in a core's L2 cache; measured
 # on 640k patches × 512 codes, 0.31 s against 0.49 s for 16 MB blocks (equal at 4096 codes).
@@ -105,24 +114,26 @@ class PatchKMeans(PatchTokenizer):
         seed: int = 0,
         name: str | None = None,
         fit_info: dict[str, Any] | None = None,
+        channels: int = 1,
     ):
-        self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)  # (V, p²), normalised units
+        self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)  # (V, p²·C), normalised units
         if self.codebook.ndim != 2 or len(self.codebook) == 0:
             raise TokenizerError(
-                f"k-means codebook must be [vocab_size > 0, patch²], got {self.codebook.shape}"
+                f"k-means codebook must be [vocab_size > 0, patch²·channels], got {self.codebook.shape}"
             )
         self.fit_info = dict(fit_info or {})
-        super().__init__(patch=patch, image_size=image_size, seed=seed, name=name)
-        if self.codebook.shape[1] != self.patch**2:
+        super().__init__(patch=patch, image_size=image_size, seed=seed, name=name, channels=channels)
+        if self.codebook.shape[1] != self.patch_dim:
             raise TokenizerError(
-                f"k-means codebook has {self.codebook.shape[1]} dims, patch {patch} needs {patch**2}"
+                f"k-means codebook has {self.codebook.shape[1]} dims, {patch}×{patch} patches of "
+                f"{describe_channels(self.channels)} need {self.patch_dim}"
             )
-        self.mean = np.ascontiguousarray(mean, dtype=np.float32).reshape(self.patch**2)  # (p²,)
+        self.mean = np.ascontiguousarray(mean, dtype=np.float32).reshape(self.patch_dim)  # (p²·C,)
         self.std = float(np.float32(std))  # what the state stores, so a reload rebuilds equal centroids
         if not self.std > 0:
             raise TokenizerError(f"k-means std must be positive, got {std}")
         # Pixel-space centroids: the search and the decoding both use them (valid because std is a scalar).
-        self.centroids = (self.codebook * np.float32(self.std) + self.mean).astype(np.float32)  # (V, p²)
+        self.centroids = (self.codebook * np.float32(self.std) + self.mean).astype(np.float32)  # (V, p²·C)
         self._sq_norms = (self.centroids.astype(np.float64) ** 2).sum(1).astype(np.float32)  # (V,)
 
     @classmethod
@@ -137,8 +148,11 @@ class PatchKMeans(PatchTokenizer):
         max_iter: int = 300,
         progress=None,
         task: str = "fit kmeans",
+        channels: int | None = None,
     ) -> PatchKMeans:
-        """Fit on training frames [F, H, W] or [B, F, H, W] float in [0, 1]; deterministic for a seed.
+        """Fit on training frames float in [0, 1]: [N, H, W] grey or [N, H, W, C], or clips [B, F, H, W]
+        / [B, F, H, W, C]; deterministic for a seed. channels: of the frames, None to read it from their
+        shape (`base.fit_channels`: pass channels=1 for grey clips of frames at most 4 pixels wide).
 
         max_patches bounds the patches considered (whole frames are subsampled, seeded, above it).
         progress (`toto_lens.progress`) hears of the seeding, code by code, then of Lloyd's iterations.
@@ -149,18 +163,18 @@ class PatchKMeans(PatchTokenizer):
 
         vocab = check_positive("vocab_size", vocab_size)
         patch = check_positive("patch", patch)
-        uniq, counts, image_size = training_patches(frames, patch, max_patches, seed)  # (U, p²), (U,)
+        uniq, counts, image_size, channels = training_patches(frames, patch, max_patches, seed, channels)
         if len(uniq) < vocab:
             raise TokenizerError(
                 f"the training frames hold only {len(uniq)} distinct {patch}×{patch} patches, fewer than "
                 f"vocab_size={vocab}; fit on more frames or ask for at most {len(uniq)} codes"
             )
         w = counts / counts.sum()
-        mean = (w[:, None] * uniq).sum(0)  # (p²,) the mean over all patches, duplicates included
+        mean = (w[:, None] * uniq).sum(0)  # (p²·C,) the mean over all patches, duplicates included
         std = float(np.sqrt((w[:, None] * (uniq - mean) ** 2).sum() / uniq.shape[1]))
         std = std if std > 0 else 1.0  # constant frames: nothing to scale
         z = ((uniq - mean) / std).astype(np.float32)
-        init = kmeans_plusplus(z, counts, vocab, seed, progress, task)  # (V, p²)
+        init = kmeans_plusplus(z, counts, vocab, seed, progress, task)  # (V, p²·C)
         say(progress, task, f"Lloyd iterations on {len(uniq):,} distinct patches (at most {max_iter})")
         km = KMeans(n_clusters=vocab, init=init, n_init=1, max_iter=max_iter, random_state=seed)
         km.fit(z, sample_weight=counts)
@@ -173,14 +187,14 @@ class PatchKMeans(PatchTokenizer):
             "max_patches": max_patches,
         }
         return cls(km.cluster_centers_, mean, std, patch=patch, image_size=image_size, seed=seed, name=name,
-                   fit_info=info)  # fmt: skip
+                   fit_info=info, channels=channels)  # fmt: skip
 
     @property
     def vocab_size(self) -> int:
         return len(self.codebook)
 
     def default_name(self) -> str:
-        return f"kmeans-{self.vocab_size}-p{self.patch}"
+        return f"kmeans-{self.vocab_size}-p{self.patch}" + (f"-c{self.channels}" if self.channels > 1 else "")
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"normalization": "per-pixel mean, global std", **self.fit_info}
@@ -189,7 +203,7 @@ class PatchKMeans(PatchTokenizer):
         return nearest_centroid(patches, self.centroids, self._sq_norms)
 
     def _decode_patches(self, codes: np.ndarray) -> np.ndarray:
-        return self.centroids[codes]  # (M, p²)
+        return self.centroids[codes]  # (M, p²·C)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {
@@ -202,7 +216,8 @@ class PatchKMeans(PatchTokenizer):
     def from_state(cls, spec: dict[str, Any], state: dict[str, np.ndarray]) -> PatchKMeans:
         vocab = check_positive("vocab_size", spec_field(spec, "vocab_size"))
         patch = check_positive("patch", spec_field(spec, "patch"))
-        d = patch * patch
+        channels = spec_channels(spec)
+        d = patch * patch * channels
         arrays = require_state(spec, state, {"codebook": (vocab, d), "mean": (d,), "std": (1,)})
         info_keys = ("fit_patches", "fit_distinct_patches", "fit_iterations", "fit_mse", "max_patches")
         return cls(
@@ -214,4 +229,5 @@ class PatchKMeans(PatchTokenizer):
             seed=spec.get("seed", 0),
             name=spec.get("name"),
             fit_info={k: spec[k] for k in info_keys if k in spec},
+            channels=channels,
         )

@@ -2,7 +2,8 @@
 
 `load_tokenizer("kmeans-512")` reads `<cache>/tokenizers/kmeans-512/` and, the first time, fits it: the
 names `kmeans-N` and `random-N` stand for a patch k-means or a random codebook with N codes, fitted
-deterministically (seed 0, 4×4 patches; `random-8192-p2` for 2×2) on frames of the bundled train split. Every `random-N` shares
+deterministically (seed 0, 4×4 patches; `random-8192-p2` for 2×2) on the grey frames of the bundled
+train split, so they take grey frames (their spec says "channels": 1). Every `random-N` shares
 one projection (same frames, same seed), so they differ only in their codebook, as appendix A.4 wants.
 A path to a folder written by `save_tokenizer` loads as it is.
 """
@@ -58,9 +59,12 @@ def fit_tokenizer(
     frames: np.ndarray | None = None,
     name: str | None = None,
     progress=None,
+    channels: int | None = None,
 ) -> Tokenizer:
-    """Fit a `kmeans` or `random` tokenizer, on the bundled train frames unless frames are given.
+    """Fit a `kmeans` or `random` tokenizer, on the bundled (grey) train frames unless frames are given.
 
+    channels: of the given frames ([N, H, W] grey or [N, H, W, C]); None reads it from their shape
+    (`base.fit_channels`).
     progress (`toto_lens.progress`) hears what is fitted on, the k-means seeding code by code, and the end."""
     from toto_lens.progress import say
 
@@ -76,7 +80,9 @@ def fit_tokenizer(
     what = "k-means" if kind == "kmeans" else "a projection and a random codebook"
     say(progress, task, f"fitting {what} with {vocab_size:,} codes, {patch}×{patch} patches")
     extra = {"progress": progress, "task": task} if kind == "kmeans" else {}
-    tok = KINDS[kind].fit(frames, vocab_size=vocab_size, patch=patch, seed=seed, name=name, **extra)
+    tok = KINDS[kind].fit(
+        frames, vocab_size=vocab_size, patch=patch, seed=seed, name=name, channels=channels, **extra
+    )
     say(progress, task, "done")
     return tok
 
@@ -148,9 +154,11 @@ def _stale(folder: Path) -> bool:
 
 
 def tokenizer_report(tok: Tokenizer, frames: np.ndarray) -> dict[str, Any]:
-    """Reconstruction error and codebook usage of `tok` on frames (N, H, W) it was not fitted on."""
+    """Reconstruction error and codebook usage of `tok` on frames (N, H, W) or (N, H, W, C) it was not
+    fitted on."""
     ids = tok.encode(frames)
-    recon = tok.decode(ids)
+    frames = np.asarray(frames, dtype=np.float32)
+    recon = tok.decode(ids).reshape(frames.shape)  # grey frames given as (N, H, W, 1) decode to (N, H, W)
     mse = float(np.mean((recon - frames) ** 2))
     used = np.unique(ids)
     return {

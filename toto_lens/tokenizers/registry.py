@@ -1,9 +1,10 @@
 """Rebuilding tokenizers from (spec, state), and tokenizer folders on disk.
 
-A tokenizer is two things: its spec (JSON: kind, vocab_size, patch, image_size, seed, hyperparameters,
-name) and its state (named float32/int arrays: codebooks, projections). `tokenizer_from_spec` dispatches
-on spec["kind"] through a small registry that built-in tokenizers and adapters plug into. On disk a
-tokenizer is a folder, written atomically like a checkpoint (`toto_lens.checkpoints`):
+A tokenizer is two things: its spec (JSON: kind, vocab_size, patch, image_size, channels, seed,
+hyperparameters, name; a spec without "channels", as every one written before frames had channels,
+means 1: grey) and its state (named float32/int arrays: codebooks, projections). `tokenizer_from_spec`
+dispatches on spec["kind"] through a small registry that built-in tokenizers and adapters plug into. On
+disk a tokenizer is a folder, written atomically like a checkpoint (`toto_lens.checkpoints`):
 
     tokenizer.json          the spec
     tokenizer.safetensors   the state
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from toto_lens.io import atomic_folder, read_json, read_safetensors, to_json
-from toto_lens.tokenizers.base import TokenizerError, TokenizerProtocol, check_protocol
+from toto_lens.tokenizers.base import TokenizerError, TokenizerProtocol, check_positive, check_protocol
 
 SPEC_FILE = "tokenizer.json"
 STATE_FILE = "tokenizer.safetensors"
@@ -210,3 +211,10 @@ def spec_field(spec: dict[str, Any], key: str) -> Any:
     if key not in spec:
         raise TokenizerError(f"tokenizer spec of kind {spec.get('kind')!r} misses the field {key!r}")
     return spec[key]
+
+
+def spec_channels(spec: dict[str, Any]) -> int:
+    """The channels a spec's frames have; specs older than channels (no key) are grey: 1."""
+    return check_positive(
+        f"tokenizer {spec.get('name', spec.get('kind'))!r}: channels", spec.get("channels", 1)
+    )
