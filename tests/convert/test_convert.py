@@ -19,7 +19,7 @@ from toto_lens import Toto
 from toto_lens.checkpoints import load_checkpoint, save_checkpoint
 from toto_lens.cli import main
 from toto_lens.config import ModelConfig
-from toto_lens.convert import export_hf, import_hf, names, to_llama_state, to_toto_state
+from toto_lens.convert import ConvertError, export_hf, import_hf, names, to_llama_state, to_toto_state
 from toto_lens.convert.state import expected_shapes
 
 PLAIN = ModelConfig(
@@ -112,7 +112,11 @@ def test_a_transformers_llama_imports_and_gives_its_logits(shard, tmp_path, tran
     hf.save_pretrained(tmp_path / "hf", **kwargs)
     sharded = (tmp_path / "hf" / "model.safetensors.index.json").is_file()
     assert sharded == (shard is not None), "the sharded case must really be sharded (and the other not)"
-    import_hf(tmp_path / "hf", "imp")
+    with pytest.raises(ConvertError, match="does not say which ids"):  # a foreign config names no ids
+        import_hf(tmp_path / "hf", "imp")
+    import_hf(
+        tmp_path / "hf", "imp", specials={"pad_id": 0, "video_start_id": 1, "end_id": 2, "image_start_id": 3}
+    )
     ckpt = load_checkpoint("imp")
     x = _tokens(ckpt.config)
     with torch.no_grad():

@@ -267,6 +267,16 @@ def import_hf(
         check_tokenizer(tokenizer, trust_code=trust_code)
     root = Path(folder).expanduser()
     hf, state = read_llama_folder(root)
+    if (
+        not hf.get("toto_lens")
+        and all(v is None for v in (specials or {}).values())
+        and first_code_id is None
+    ):
+        raise ConvertError(
+            f"{root / CONFIG} does not say which ids start and end a clip or where the visual codes start "
+            "(a Llama's bos/eos ids may be codes); give them: --start-video, --start-image, --end, --pad "
+            "and --code-offset (docs/public-models.md)"
+        )
     config = config_from_llama(hf, name=Path(name).name, specials=specials, first_code_id=first_code_id)
     ours = to_toto_state(state, config)
     check_state(ours, config, "hf")
