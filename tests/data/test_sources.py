@@ -230,3 +230,15 @@ def test_shards_that_do_not_match_their_index_or_tokenizer_are_refused(tmp_path,
     os.remove(folder / "codes-00001.bin")
     with pytest.raises(ConfigError, match="is missing"):
         TokenShards(tmp_path / "s", split="val")
+
+
+def test_ngram_statistics_of_shards_equal_those_of_the_clips_they_hold(tmp_path):
+    from toto_lens import studies
+
+    write_token_shards(open_source("image-digits", "val", 4), _tokenizer(), tmp_path / "s")
+    direct = studies.ngrams("random-512", n=(1, 2), frames=64, data="image-digits", split="val")
+    shards = studies.ngrams("random-512", n=(1, 2), frames=64, data=f"tokens:{tmp_path / 's'}", split="val")
+    for var in ("distinct", "entropy", "dead_codes"):
+        assert np.array_equal(direct.result[var].values, shards.result[var].values), f"{var} differs"
+    with pytest.raises(ConfigError, match="tokenized with random-512"):
+        studies.ngrams("random-256", n=1, frames=64, data=f"tokens:{tmp_path / 's'}", split="val")

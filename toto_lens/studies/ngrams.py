@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from toto_lens.progress import Progress, report, say
 from toto_lens.studies.base import Study, StudyError, Summary, command_line, provenance
 
@@ -21,9 +23,11 @@ def ngrams(
     trust_code: bool = False,
 ) -> Study:
     """Tokenize `frames` frames of a source with each tokenizer and count raster-order n-grams inside
-    each frame: rank-frequency curves, distinct n-grams against V^n, entropy and dead codes."""
+    each frame: rank-frequency curves, distinct n-grams against V^n, entropy and dead codes. Token
+    shards (`tokens:PATH`) are counted as they are, with the one tokenizer that made them."""
     from toto_lens.analysis.ngrams import compare_ngram_stats, ngram_stats
     from toto_lens.data import open_source, stack_frames
+    from toto_lens.data.sources.tokens import check_tokenizer_match
     from toto_lens.figures.ngrams import ngram_rank_figure, ngram_summary_figure
     from toto_lens.tokenizers import load_tokenizer
 
@@ -46,22 +50,30 @@ def ngrams(
                 f"--n {ns[-1]}: n-grams are counted inside one frame, and {tok.name or name} makes "
                 f"{rows * cols} tokens a frame ({rows}×{cols}); use n ≤ {rows * cols}"
             )
-    images = stack_frames(source)[:frames]
+    tokenized = getattr(source, "tokenized", False)
+    for tok in toks if tokenized else ():  # shards' codes mean something only to their own tokenizer
+        check_tokenizer_match(source, tok)
+    if tokenized:
+        codes = np.concatenate([source[i].codes for i in range(len(source))])[:frames]  # (N, rows, cols)
+    else:
+        images = stack_frames(source)[:frames]
     stats = []
     for i, (tok, name) in enumerate(zip(toks, items, strict=True)):
         label = tok.name or str(name)
-        say(progress, "ngrams", f"{label}: tokenizing {len(images):,} frames, then counting n = {ns}")
-        stats.append(ngram_stats(tok.encode(images), tok.vocab_size, ns=ns, name=label, progress=progress))
+        count = len(codes) if tokenized else len(images)
+        say(progress, "ngrams", f"{label}: tokenizing {count:,} frames, then counting n = {ns}")
+        ids = codes if tokenized else tok.encode(images)
+        stats.append(ngram_stats(ids, tok.vocab_size, ns=ns, name=label, progress=progress))
         report(progress, "ngrams", i + 1, len(toks), "tokenizers")
     combined = compare_ngram_stats(stats) if len(stats) > 1 else stats[0]
-    combined.attrs.update(provenance("ngrams", None, n=ns, frames=len(images), data=source.name, split=split))
+    combined.attrs.update(provenance("ngrams", None, n=ns, frames=count, data=source.name, split=split))
     combined.attrs["tokenizers"] = [s.attrs["name"] for s in stats]
     combined.attrs["command"] = command_line(
         "ngrams", "--tokenizer", [str(t) for t in items], "--n", ns, "--frames", frames, "--data", data,
         "--split", split, "--trust-code", trust_code,
     )  # fmt: skip
     figures = [ngram_rank_figure(combined, n=k) for k in ns] + [ngram_summary_figure(combined)]
-    summary = ngram_summary(stats, ns, len(images), source.name, split)
+    summary = ngram_summary(stats, ns, count, source.name, split)
     return Study("ngrams", combined, figures, summary, title=f"Token n-gram statistics: {summary.title}")
 
 
