@@ -42,6 +42,9 @@ def extract_cmd(
     attn: Annotated[str, typer.Option(help="Attention: any of frame,pattern, or none.")] = "none",
     pattern_clips: Annotated[int, typer.Option(help="Full attention patterns for the first N clips.")] = 4,
     dtype: Annotated[str, typer.Option(help="Storage dtype of activations: float16 or float32.")] = "float16",
+    autocast: Annotated[
+        str, typer.Option(help="Compute dtype of the forward pass: float32, bfloat16 (GPUs) or float16.")
+    ] = "float32",
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: GPU if any).")] = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="Tokenizer, when the checkpoint records none.")
@@ -69,7 +72,7 @@ def extract_cmd(
     kwargs = dict(
         data=data, split=split, clips=clips, batch_size=batch_size, out=out, layers=layers,
         acts=_names(acts, "acts"), token_clips=token_clips, attn=_names(attn, "attn"),
-        pattern_clips=pattern_clips, dtype=dtype, device=device, tokenizer=tokenizer,
+        pattern_clips=pattern_clips, dtype=dtype, autocast=autocast, device=device, tokenizer=tokenizer,
         overwrite=overwrite, dry_run=dry_run, trust_code=trust_code,
     )  # fmt: skip
     with CliProgress(console) as bar:

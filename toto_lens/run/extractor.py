@@ -79,6 +79,7 @@ def extract(
     attn: tuple[str, ...] = (),
     pattern_clips: int = 4,
     dtype: str = "float16",
+    autocast: str = "float32",
     device: str | None = None,
     tokenizer: str | None = None,
     overwrite: bool = False,
@@ -99,6 +100,10 @@ def extract(
     once the store is open and after every batch written: what the CLI prints on Ctrl-C.
     prefetch: batches rendered and tokenized ahead in a background thread while the model runs; 0 does
     each batch in turn in this thread. The store is the same either way.
+    autocast: the forward pass's compute dtype (`torch.autocast`): "bfloat16" on GPUs (`--device cuda
+    --autocast bfloat16`) halves the time and memory of large models; activations are reduced and the
+    loss computed in float32 either way, and stored as `dtype`. Recorded in the store's request, so a
+    store is never continued in another precision.
 
     A store that is continued is first checked by a listing: the batches marked complete whose chunk
     files are missing are extracted again (`toto-lens verify --repair` marks the batches of corrupt
@@ -118,7 +123,7 @@ def extract(
         ck = load_checkpoint(ckpt, device=info.device, trust_code=trust_code)
         plan, source, tok, layout, attrs = prepare(
             ck, data=data, split=split, clips=clips, batch_size=batch_size, out=out, layers=layers,
-            acts=acts, token_clips=token_clips, attn=attn, pattern_clips=pattern_clips, dtype=dtype,
+            acts=acts, token_clips=token_clips, attn=attn, pattern_clips=pattern_clips, dtype=dtype, autocast=autocast,
             tokenizer=tokenizer,
         )  # fmt: skip
         if dry_run:

@@ -55,6 +55,7 @@ def prepare(
     attn: tuple[str, ...],
     pattern_clips: int,
     dtype: str,
+    autocast: str = "float32",
     tokenizer: str | None = None,
 ):
     """(plan, source, tokenizer, layout, attrs) for a loaded checkpoint; touches no store.
@@ -90,6 +91,7 @@ def prepare(
         token_clips=n if token_clips is None else min(token_clips, n),
         pattern_clips=min(pattern_clips, n) if "pattern" in attn else 0,
         dtype=dtype,
+        autocast=autocast,
         batch_size=batch_size,
     )
     image = tuple(first.frames.shape[1:3]) if first.frames is not None else ()

@@ -24,6 +24,7 @@ from toto_lens.run.hooks import capture
 from toto_lens.store.schema import ExtractRequest
 
 _DTYPES = {"float16": torch.float16, "float32": torch.float32}
+_AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}  # float32: no autocast
 
 
 def hook_names(request: ExtractRequest) -> dict[str, int]:
@@ -119,7 +120,11 @@ def run_batch(
         if "token" in request.acts and token_rows:
             parts["token"][layer] = value[:token_rows].to(out_dtype).cpu()
 
-    with capture(model, list(names), reduce):
+    low = _AUTOCAST.get(request.autocast)
+    with (
+        capture(model, list(names), reduce),
+        torch.autocast(tokens.device.type, dtype=low, enabled=low is not None),
+    ):
         logits = model(tokens)  # (B, T, V)
     nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
     loss = torch.full(tokens.shape, float("nan"))

@@ -23,6 +23,7 @@ SCHEMA_VERSION = 2  # 2: chunk checksums (crc32c), a manifest of the chunks, att
 ACTS = ("pooled", "frame", "token")
 ATTN = ("frame", "pattern")
 DTYPES = ("float16", "float32")
+AUTOCAST = ("float32", "bfloat16", "float16")  # torch.autocast dtypes of the forward pass
 PER_CLIP_CHUNKS = ("acts_token", "attn_pattern")
 # coordinates that are not dimensions: xarray finds them through each data variable's `coordinates`
 STATIC_COORDS = ("depth", "pos_frame", "row", "col")
@@ -54,6 +55,7 @@ class ExtractRequest:
     pattern_clips: int = 0
     dtype: str = "float16"
     batch_size: int = 16
+    autocast: str = "float32"  # compute dtype of the forward pass (bfloat16 on GPUs); storage is `dtype`
 
     def __post_init__(self) -> None:
         for what, given, allowed in (("acts", self.acts, ACTS), ("attn", self.attn, ATTN)):
@@ -63,12 +65,20 @@ class ExtractRequest:
                     f"--{what}: unknown {', '.join(map(repr, bad))}; choose from {', '.join(allowed)}"
                 )
         if self.dtype not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            hint = "; to compute in bfloat16 pass --autocast bfloat16" if self.dtype == "bfloat16" else ""
+            raise ConfigError(
+                f"--dtype is the storage dtype of activations: one of {', '.join(DTYPES)}, got {self.dtype!r}{hint}"
+            )
+        if self.autocast not in AUTOCAST:
+            raise ConfigError(f"--autocast must be one of {', '.join(AUTOCAST)}, got {self.autocast!r}")
         if self.batch_size <= 0 or self.token_clips < 0 or self.pattern_clips < 0:
             raise ConfigError("--batch-size must be positive and --token-clips, --pattern-clips not negative")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if out["autocast"] == "float32":  # as stores written before the option say it: they still resume
+            del out["autocast"]
+        return out
 
 
 @dataclass(frozen=True)
