@@ -28,11 +28,19 @@ def fit(
         str | None,
         typer.Option("--from", help="random only: reuse this tokenizer's projection, change its vocabulary."),
     ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="Fit on this source's train clips (e.g. image-folder:PATH, colour or grey)."
+        ),
+    ] = None,
+    clips: Annotated[int, typer.Option("--clips", min=1, help="Train clips of --data to fit on.")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
     as_json: JsonOpt = False,
     trust_code: TrustOpt = False,
 ) -> None:
-    """Fit a tokenizer on the bundled train frames; print its reconstruction error and codebook usage.
+    """Fit a tokenizer on the bundled train frames, or on a source's (--data); print its reconstruction
+    error and codebook usage on the validation frames.
 
     Every option is checked before the fit starts; the fit shows its progress (k-means seeding, code by
     code, then Lloyd's iterations)."""
@@ -40,7 +48,7 @@ def fit(
     from toto_lens.tokenizers.named import fit_and_save
 
     with CliProgress(console, quiet=as_json) as bar:
-        report = fit_and_save(kind, vocab, out, patch=patch, seed=seed, start=start, overwrite=overwrite,
+        report = fit_and_save(kind, vocab, out, patch=patch, seed=seed, start=start, data=data, clips=clips, overwrite=overwrite,
                               trust_code=trust_code, progress=bar)  # fmt: skip
     if as_json:
         print(json.dumps(report))

@@ -68,7 +68,7 @@ def prepare(
     from toto_lens.data.labels import label_sizes
     from toto_lens.data.sources.tokens import check_tokenizer_match
     from toto_lens.paths import cache_root
-    from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
+    from toto_lens.tokenizers import check_channels, load_tokenizer, tokenizer_from_spec
 
     if tokenizer is None and not ckpt.tokenizer:
         raise ConfigError(
@@ -105,6 +105,7 @@ def prepare(
             ckpt.tokenizer, ckpt.tokenizer_state, trust_code=getattr(ckpt, "trust_code", False)
         )
     check_tokenizer_match(source, tok)
+    check_channels(first, tok, source_name)
     layout = _check_fit(ckpt.config, first.num_frames, tok.vocab_size, tuple(tok.grid))
     labels = with_kind(tuple(getattr(source, "label_spec", ())))
     sizes = label_sizes(tuple(s for s in labels if s.name in first.labels), first.labels)

@@ -170,7 +170,8 @@ def _frames(ds: Any, layout: Any, tokens: np.ndarray, trust_code: bool = False) 
 
     try:
         tok = cache_tokenizer(ds, trust_code=trust_code)
-        return np.asarray(tok.decode(layout.unpack(tokens)), dtype=np.float32), ""
+        frames = np.asarray(tok.decode(layout.unpack(tokens)), dtype=np.float32)
+        return (frames.mean(-1) if frames.ndim == 4 else frames), ""  # colour: its mean over channels
     except (TotoLensError, NotImplementedError) as e:
         blank = np.full((layout.frames, layout.rows, layout.cols), 0.5, dtype=np.float32)
         return blank, f"note: frames not decoded ({e}); the map is drawn on a blank grid"

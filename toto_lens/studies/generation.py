@@ -171,8 +171,12 @@ def _quality(ck, tok, ds, layout, real, codes, ids, k: int, layer: int | None):
         [np.nan if c in absent else frechet_distance(feats[c].reshape(-1, real_feats.shape[-1]), real_feats)
          for c in CONTINUATIONS]
     ))  # fmt: skip
-    data["generated_frames"] = (("clip", "gen_frame", "y", "x"), generated)
-    data["true_frames"] = (("clip", "true_frame", "y", "x"), truth)
+    # colour frames are kept by their mean over channels, as every frame view shows them
+    data["generated_frames"] = (
+        ("clip", "gen_frame", "y", "x"),
+        generated.mean(-1) if generated.ndim == 5 else generated,
+    )
+    data["true_frames"] = (("clip", "true_frame", "y", "x"), truth.mean(-1) if truth.ndim == 5 else truth)
     data["tokens"] = (("clip", "sequence_position"), ids.astype(np.int32))
     coords = {
         "continuation": list(CONTINUATIONS),

@@ -78,6 +78,7 @@ def _grid(result: Any, ck: Any, ds: Any, tokens: np.ndarray, clip_id: int, trust
         pixels = np.asarray(tok.decode(np.concatenate([truth, codes]).astype(np.int64)), dtype=np.float32)
     except (TotoLensError, ValueError) as e:
         return [f"note: predictions not decoded ({str(e).splitlines()[0]})"]
+    pixels = pixels.mean(-1) if pixels.ndim == 5 else pixels  # colour shown by its mean over channels
     result["grid"] = (("grid_row", "frame", "y", "x"), pixels, {"long_name": "decoded pixels in [0, 1]"})
     result.coords["grid_row"] = ["clip", *(f"{int(v)}" for v in result["layer"].values)]
     result.attrs["grid_clip"] = clip_id

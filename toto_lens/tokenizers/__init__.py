@@ -21,7 +21,13 @@ from toto_lens.tokenizers.base import (
     unpatchify,
 )
 from toto_lens.tokenizers.kmeans import PatchKMeans
-from toto_lens.tokenizers.named import bundled_frames, fit_tokenizer, load_tokenizer, tokenizer_report
+from toto_lens.tokenizers.named import (
+    bundled_frames,
+    check_channels,
+    fit_tokenizer,
+    load_tokenizer,
+    tokenizer_report,
+)
 from toto_lens.tokenizers.random_codebook import RandomCodebook
 from toto_lens.tokenizers.registry import (
     load_tokenizer_dir,
@@ -41,6 +47,7 @@ __all__ = [
     "TokenizerProtocol",
     "bundled_frames",
     "channels_of",
+    "check_channels",
     "fit_tokenizer",
     "load_external",
     "load_tokenizer",

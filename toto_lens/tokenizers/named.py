@@ -185,13 +185,17 @@ def fit_and_save(
     patch: int = 4,
     seed: int = 0,
     start: str | None = None,
+    data: str | None = None,
+    clips: int = FIT_VIDEO_CLIPS + FIT_IMAGE_CLIPS,
     overwrite: bool = False,
     trust_code: bool = False,
     progress=None,
 ) -> dict[str, Any]:
-    """Fit a tokenizer on the bundled train frames (or, with `start`, re-draw a random codebook's codes
-    at another vocabulary size), save it to `out` (a bare name: cache/tokenizers/NAME) and return its
-    report on validation frames: reconstruction MSE and PSNR, codebook usage, seconds to fit, path.
+    """Fit a tokenizer on the bundled train frames, or on `clips` train clips of the source `data` (an
+    image or video folder: grey or colour, the channels read from its frames), or, with `start`, re-draw
+    a random codebook's codes at another vocabulary size; save it to `out` (a bare name:
+    cache/tokenizers/NAME) and return its report on validation frames (of `data` when given):
+    reconstruction MSE and PSNR, codebook usage, seconds to fit, path.
 
     Every argument is checked before the fit, which can take minutes."""
     import time
@@ -205,10 +209,13 @@ def fit_and_save(
         raise TokenizerError(f"--vocab must be a positive integer, got {vocab!r}")
     if start is not None and kind != "random":
         raise TokenizerError("--from changes the vocabulary of a random codebook; use it with --kind random")
-    if start is None and (not isinstance(patch, int) or patch <= 0 or BUNDLED_SIZE % patch):
-        raise TokenizerError(
-            f"--patch {patch} does not divide the bundled {BUNDLED_SIZE}×{BUNDLED_SIZE} frames; use 1, 2, 4, 8, 16 or 32"
-        )
+    if data is not None and start is not None:
+        raise TokenizerError("--from re-draws a fitted codebook; it takes no --data")
+    source = _fit_source(data, "train", clips) if data is not None else None
+    h, w = source[0].frames.shape[1:3] if source is not None else (BUNDLED_SIZE, BUNDLED_SIZE)
+    if start is None and (not isinstance(patch, int) or patch <= 0 or h % patch or w % patch):
+        what = f"the {h}×{w} frames of {data}" if data else f"the bundled {h}×{w} frames"
+        raise TokenizerError(f"--patch {patch} does not divide {what}; pick a patch that divides both sides")
     if not str(out).strip():
         raise TokenizerError("--out must name a folder or a bare name")
     folder = tokenizers_dir() / str(out) if is_bare_name(str(out)) else Path(out).expanduser()
@@ -226,8 +233,45 @@ def fit_and_save(
             )
         tok = base.with_vocab(vocab, seed=seed, name=folder.name)
     else:
-        tok = fit_tokenizer(kind, vocab, patch=patch, seed=seed, name=folder.name, progress=progress)
+        from toto_lens.data import stack_frames
+
+        fit_on = stack_frames(source) if source is not None else None
+        tok = fit_tokenizer(
+            kind, vocab, patch=patch, seed=seed, name=folder.name, frames=fit_on, progress=progress
+        )
     seconds = time.perf_counter() - t0
     save_tokenizer(tok, folder, overwrite=overwrite)
-    frames = bundled_frames("val", REPORT_CLIPS, REPORT_CLIPS // 4)
+    if data is not None:
+        from toto_lens.data import stack_frames
+
+        frames = stack_frames(_fit_source(data, "val", REPORT_CLIPS))
+    else:
+        frames = bundled_frames("val", REPORT_CLIPS, REPORT_CLIPS // 4)
     return {**tokenizer_report(tok, frames), "fit_seconds": round(seconds, 2), "path": str(folder)}
+
+
+def _fit_source(data: str, split: str, clips: int):
+    """The clips of a user's source a tokenizer is fitted on (train) or measured on (val)."""
+    from toto_lens.data import open_source
+
+    source = open_source(data, split=split, n_clips=clips)
+    if getattr(source, "tokenized", False):
+        raise TokenizerError(f"{data} holds codes already; fit a tokenizer on a source of frames")
+    return source
+
+
+def check_channels(clip: Any, tok: Any, data: str) -> None:
+    """Refuse clips whose frames have other channels than the tokenizer takes, before anything is written
+    (a clip of codes has no frames to check)."""
+    from toto_lens.tokenizers.base import channels_of
+
+    if clip.frames is None or clip.channels == channels_of(tok):
+        return
+    have, want = clip.channels, channels_of(tok)
+    words = {1: "grey", 3: "RGB"}
+    raise TokenizerError(
+        f"the clips of {data} have {have} channel{'s' * (have > 1)} ({words.get(have, 'colour')}) but the "
+        f"tokenizer {tok.spec.get('name')} takes {want} ({words.get(want, 'colour')}); fit one on these clips "
+        f"(toto-lens tokenizer fit --data {data} …)"
+        + (", or add ?mode=grey to the source" if want == 1 else "")
+    )

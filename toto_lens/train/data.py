@@ -26,6 +26,7 @@ from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.io import atomic_folder, read_safetensors
 from toto_lens.paths import cache_root
 from toto_lens.progress import report, say
+from toto_lens.tokenizers.named import check_channels
 from toto_lens.train.config import TrainConfig
 
 ENCODE_CLIPS = 64  # clips rendered and tokenized per chunk
@@ -77,6 +78,7 @@ def cached_tokens(
     """Token ids of a source's clips, from the cache or rendered, tokenized and cached now."""
     source = open_source(name, split=split, n_clips=n_clips, seed=seed)
     check_tokenizer_match(source, tok)
+    check_channels(source[0], tok, name)
     if getattr(source, "tokenized", False):  # token shards: read, not rendered; nothing to cache
         return encode_source(source, tok, layout, progress, f"read {name} {split}")
     key = hashlib.sha256(
