@@ -33,6 +33,7 @@ PARAMETERS = {
         "train_clips": 4,
         "val_clips": 1,
     },
+    "13-your-data": {"clips": 6, "vocab": 32},
 }
 
 

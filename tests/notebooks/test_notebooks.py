@@ -33,6 +33,7 @@ BUDGET = {
     "10-ablation": 60,
     "11-generation": 120,  # four samplings of 16 frames and a kernel: 40-95 s
     "12-scaling": 75,  # trains 8 runs of 2 steps (μP and the control), a kernel included: 32-51 s
+    "13-your-data": 60,  # writes 18 mp4 clips, fits a tokenizer, writes shards: 10-20 s
 }
 PAIRS = sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
 SHOWN = ("application/vnd.plotly.v1+json", "application/vnd.jupyter.widget-view+json")
