@@ -42,6 +42,8 @@ MODEL --name bench-tiny` in a temporary TOTO_LENS_CACHE (default toto-tiny, 512 
                      --out STORE` (default acts: pooled and per-frame activations of every layer, loss)
   extract-noprefetch the same command with prefetch=0 (each batch rendered and tokenized in turn)
   extract-before     prefetch=0 and scikit-learn imported, as the extractor was before both changes
+  extract-shards     the command reading the same clips from token shards (`--data tokens:SHARDS`,
+                     written beforehand by `toto-lens data tokenize`, untimed): no rendering, no tokenizing
 
 Printed: each job's fastest round, and extract / floor (target ≤ 1.1) beside the other ratios.
 
@@ -320,12 +322,18 @@ def process(a) -> None:
         timed([str(TOTO_LENS), *extract_args], env)  # warm-up, untimed: its store gives the floor's tokens
         ids = zarr.open_group(str(store), mode="r")["tokens"][:].astype(np.int64)  # stored as int32
         np.save(tokens, ids)
+        shards = tmp / "shards"
+        tokenize = [str(TOTO_LENS), "data", "tokenize", "--data", "moving-digits", "--split", "val", "--clips",
+                    str(a.clips), "--tokenizer", tokenizer_of(tmp / "cache" / "checkpoints" / "bench-tiny"),
+                    "--out", str(shards)]  # fmt: skip
+        subprocess.run(tokenize, env=env, check=True, capture_output=True)
         jobs = {
             "floor": [sys.executable, "-c", FLOOR, "bench-tiny", str(tokens), str(a.batch)],
             "floor+data": [sys.executable, "-c", FLOOR_DATA, "bench-tiny", str(a.clips), str(a.batch)],
             "extract": [str(TOTO_LENS), *extract_args],
             "extract-noprefetch": [sys.executable, "-c", NO_PREFETCH, *extract_args],
             "extract-before": [sys.executable, "-c", BEFORE, *extract_args],
+            "extract-shards": [str(TOTO_LENS), *extract_args, "--data", f"tokens:{shards}"],
         }
         print(f"{a.model}, {len(ids)} clips of {ids.shape[1]} tokens, batch {a.batch}, cores {os.cpu_count()}, "
               f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
@@ -349,6 +357,14 @@ def process(a) -> None:
     print(f"extract / floor+data: {r['extract']['seconds'] / r['floor+data']['seconds']:.3f}×; prefetch saves "
           f"{r['extract-noprefetch']['seconds'] - r['extract']['seconds']:.2f} s, not importing scikit-learn "
           f"{r['extract-before']['seconds'] - r['extract-noprefetch']['seconds']:.2f} s")  # fmt: skip
+    print(
+        f"extract-shards / floor: {r['extract-shards']['seconds'] / r['floor']['seconds']:.3f}×  (target ≤ 1.1)"
+    )
+
+
+def tokenizer_of(ckpt: Path) -> str:
+    """The tokenizer a checkpoint records (its name: the shards must be made with the model's own)."""
+    return json.loads((ckpt / "config.json").read_text())["tokenizer"]["name"]
 
 
 def main() -> None:
