@@ -1,5 +1,7 @@
-"""The same command under torchrun: 2 CPU processes (gloo) agree with one process on the same global batch."""
+"""The same command under torchrun: 2 CPU processes (gloo) agree with one process on the same global batch,
+and an FSDP run resumes exactly from its sharded (DCP) checkpoint, which holds one shard file per rank."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +11,9 @@ import pytest
 import torch
 
 from toto_lens import load_checkpoint
+from toto_lens.checkpoints import read_extra
 from toto_lens.train import TrainConfig, train
+from toto_lens.train.state import dcp_path, latest_sharded, read_sharded
 
 EXE = Path(sys.executable).with_name("toto-lens")
 ARGS = [
@@ -36,18 +40,30 @@ def torchrun(*extra, procs=2):
     )
 
 
+@pytest.fixture(scope="module")
+def fsdp_run(cache_root):
+    """A whole two-process FSDP run, sharded checkpoints every 2 steps: (its folder, the torchrun result)."""
+    with cache_root("fsdp") as root:
+        done = torchrun("--name", "fsdp", "--fsdp", "--ckpt-every", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root / "checkpoints" / "fsdp", done
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
-def test_two_processes_agree_with_one(mode):
+def test_two_processes_agree_with_one(mode, request):
     single = train(SAME, "single")
-    done = torchrun("--name", mode, *(["--fsdp"] if mode == "fsdp" else []))
+    if mode == "fsdp":
+        path, done = request.getfixturevalue("fsdp_run")
+    else:
+        path, done = mode, torchrun("--name", mode)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("finished:") == 1, "only rank 0 may print the summary"
-    one, two = load_checkpoint("single").model.state_dict(), load_checkpoint(mode).model.state_dict()
+    one, two = load_checkpoint("single").model.state_dict(), load_checkpoint(path).model.state_dict()
     for key in one:
         torch.testing.assert_close(two[key], one[key], atol=2e-5, rtol=1e-4, msg=f"{mode}: {key} differs")
-    assert load_checkpoint(mode).training["world_size"] == 2
-    distributed_val = load_checkpoint(mode).training["metrics"]["val_loss"]
+    assert load_checkpoint(path).training["world_size"] == 2
+    distributed_val = load_checkpoint(path).training["metrics"]["val_loss"]
     assert abs(distributed_val - single.metrics["val_loss"]) < 1e-4, "validation must cover the same clips"
 
 
@@ -62,3 +78,50 @@ def test_batch_that_does_not_divide_over_processes():
     assert any(line.startswith("[rank 1] error: a batch of 3") for line in lines), (
         "other ranks say who they are"
     )
+
+
+@pytest.mark.slow
+def test_fsdp_run_stopped_and_resumed_from_its_shards_ends_where_the_whole_run_ends(fsdp_run):
+    whole, _ = fsdp_run
+    stopped = torchrun("--name", "split", "--fsdp", "--ckpt-every", "2", "--stop-at", "2")
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    folder = Path(os.environ["TOTO_LENS_CACHE"]) / "checkpoints" / "split"
+    shards = latest_sharded(folder)
+    assert shards == dcp_path(folder) / "step-2", "the stop at step 2 must leave its sharded checkpoint"
+    files = {p.name for p in shards.iterdir()}
+    assert {"__0_0.distcp", "__1_0.distcp", ".metadata"} <= files, f"one shard file per rank: {files}"
+    assert not folder.exists(), "mid-run, FSDP writes no full checkpoint (gathered to rank 0) unless asked"
+    resumed = torchrun("--name", "split", "--fsdp", "--ckpt-every", "2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    said = "".join(resumed.stdout.split())  # rich wraps long lines
+    assert "".join(f"resuming {shards} at step 2".split()) in said, resumed.stdout[-2000:]
+    a, b = load_checkpoint(whole), load_checkpoint(folder)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), f"{key} differs after resuming from the shards"
+    assert b.training["metrics"]["val_loss"] == a.training["metrics"]["val_loss"], "same weights, same loss"
+    strip = lambda path: [  # noqa: E731
+        {k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+        for line in (path / "train_log.jsonl").read_text().splitlines()
+    ]
+    assert strip(folder) == strip(whole), "a resumed run's log must read as one uninterrupted run"
+
+
+@pytest.mark.slow
+def test_full_checkpoint_at_the_end_equals_the_gathered_shards(fsdp_run):
+    folder, _ = fsdp_run
+    ckpt = load_checkpoint(folder)
+    optimizer: dict = {}
+    for key, value in read_extra(folder, "optimizer").items():
+        if key.startswith("state."):
+            name, _, field = key[len("state.") :].rpartition(".")
+            optimizer.setdefault(name, {})[field] = value
+    full = {"model": ckpt.model.state_dict(), "optimizer": optimizer, "step": torch.tensor(0)}
+    shards = latest_sharded(folder)
+    assert shards.name == "step-4" and {"__0_0.distcp", "__1_0.distcp"} <= {p.name for p in shards.iterdir()}
+    gathered = read_sharded(shards, full)  # both ranks' shards, read into zeros in this one process
+    assert int(gathered["step"]) == ckpt.training["step"] == 4, "both must hold the last step"
+    for key, value in full["model"].items():
+        assert torch.equal(gathered["model"][key], value), f"weights {key}: the full and sharded ones differ"
+    for name, fields in optimizer.items():
+        for field, value in fields.items():
+            assert torch.equal(gathered["optimizer"][name][field], value), f"AdamW {name}.{field} differs"

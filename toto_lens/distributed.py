@@ -2,7 +2,8 @@
 
 Nothing home-made: `torchrun` sets RANK / WORLD_SIZE / LOCAL_RANK, torch.distributed does the rest
 (gloo on CPU, nccl on GPU). Without those variables everything here is a no-op and training runs in one
-process.
+process. `wrap` applies activation checkpointing first, then DDP or FSDP, as torchtitan's
+`parallelize_llama` does.
 """
 
 from __future__ import annotations
@@ -63,8 +64,28 @@ def all_sum(info: DistInfo, values: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def wrap(model: nn.Module, info: DistInfo, fsdp: bool) -> nn.Module:
-    """DDP, or FSDP2 (`fully_shard` per block, then the root) for models that do not fit one device."""
+def checkpoint_activations(model: nn.Module) -> nn.Module:
+    """Recompute each block's activations in the backward pass instead of keeping them (full activation
+    checkpointing, `torch.utils.checkpoint`, non-reentrant). Each block's `forward` is wrapped in place,
+    so parameter names, and with them state-dict keys and checkpoints, stay what they were; FSDP's hooks
+    run around the wrapped forward, so the recomputation sees the gathered weights."""
+    from torch.utils.checkpoint import checkpoint
+
+    for block in model.blocks:
+        inner = block.forward
+
+        def forward(*args, _inner=inner, **kwargs):
+            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+        block.forward = forward
+    return model
+
+
+def wrap(model: nn.Module, info: DistInfo, fsdp: bool, activation_checkpointing: bool = False) -> nn.Module:
+    """Activation checkpointing if asked, then DDP, or FSDP2 (`fully_shard` per block, then the root)
+    for models that do not fit one device."""
+    if activation_checkpointing:
+        checkpoint_activations(model)
     if not info.active:
         return model
     if fsdp:

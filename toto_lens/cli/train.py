@@ -54,7 +54,31 @@ def train_cmd(
     base_width: Annotated[int | None, _opt("μP base width (default: the model's width).")] = UNSET,
     width: Annotated[int | None, _opt("Override the variant's width (FFN = 4·width).")] = UNSET,
     fsdp: Annotated[
-        bool, typer.Option("--fsdp", help="Shard with FSDP under torchrun instead of DDP.")
+        bool,
+        typer.Option(
+            "--fsdp",
+            help="Shard with FSDP under torchrun instead of DDP. Checkpoints are then sharded: every rank "
+            "writes its shards (torch.distributed.checkpoint) into NAME.dcp/ every --ckpt-every steps, and "
+            "the full checkpoint NAME/ that other commands read is written at the end.",
+        ),
+    ] = False,
+    no_dcp: Annotated[
+        bool,
+        typer.Option(
+            "--no-dcp", help="With --fsdp: no sharded checkpoints; gather every one into a full one."
+        ),
+    ] = False,
+    full_ckpt_every: Annotated[
+        int | None,
+        _opt("With --fsdp: also write the full checkpoint every N steps (default: at the end only)."),
+    ] = UNSET,
+    activation_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            "--activation-checkpointing",
+            help="Recompute each block's activations in the backward pass: less memory for one more "
+            "forward pass of the blocks a step; the same weights.",
+        ),
     ] = False,
     seed: Annotated[int | None, _opt("Seed of the init and the batch order.")] = UNSET,
     train_clips: Annotated[int | None, _opt("Clips per source in the training pool.")] = UNSET,
@@ -74,7 +98,8 @@ def train_cmd(
 
     Every option is checked before the tokenizer is fitted. Ctrl-C keeps the last checkpoint; the same
     command (without --overwrite) resumes from it. Under `torchrun --nproc_per_node=K` the same command
-    trains with DDP (gloo on CPU, nccl on GPU).
+    trains with DDP (gloo on CPU, nccl on GPU), or with --fsdp shards the model, gradients, optimizer
+    and checkpoints (NAME.dcp/) over the processes; resuming reads the newer of NAME.dcp/ and NAME/.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -86,6 +111,8 @@ def train_cmd(
 
     fields = TrainConfig.__dataclass_fields__
     given = {k: v for k, v in locals().items() if k in fields and v is not None and v is not False}
+    if no_dcp:
+        given["dcp"] = False
     cfg = TrainConfig(**given)
     check_run(cfg, name, trust_code=trust_code)  # at once, before torch is imported or anything fitted
     from toto_lens.train import train
@@ -108,18 +135,16 @@ def train_cmd(
 
 def interrupt_note(cfg, name: str, overwrite: bool) -> str:
     """What Ctrl-C leaves: the last checkpoint of this run (step, path) and how to resume it."""
-    from toto_lens.checkpoints import CONFIG, checkpoint_path, read_metadata
-    from toto_lens.errors import TotoLensError
+    from toto_lens.checkpoints import checkpoint_path
+    from toto_lens.train.state import latest_saved
 
     folder = checkpoint_path(name)
     again = "run the same command again" + (" without --overwrite" if overwrite else "")
-    try:
-        training = read_metadata(folder).get("training") or {} if (folder / CONFIG).is_file() else None
-    except TotoLensError:
-        training = None
+    training, where = latest_saved(folder) or ({}, folder)
     if not training or training.get("config") != cfg.to_dict() or training.get("complete"):
         return f"no checkpoint of this run was saved yet (the first comes at step {cfg.ckpt_every}); {again} to start"
-    return f"kept the checkpoint of step {training['step']} of {cfg.steps} in {folder}; {again} to resume from it"
+    kind = "sharded checkpoint" if where != folder else "checkpoint"
+    return f"kept the {kind} of step {training['step']} of {cfg.steps} in {where}; {again} to resume from it"
 
 
 def _leave_without_finalizers() -> None:

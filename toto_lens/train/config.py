@@ -41,6 +41,12 @@ class TrainConfig:
     mup: bool = False
     base_width: int | None = None  # μP base width; None with mup = the model's own width
     fsdp: bool = False
+    # Under FSDP, checkpoints are sharded (torch.distributed.checkpoint, NAME.dcp/ beside NAME/): each
+    # rank writes its own shards every ckpt_every steps, and the full safetensors checkpoint, gathered to
+    # rank 0, is written at the end (and every full_ckpt_every steps when set). dcp=False: full only.
+    dcp: bool = True
+    full_ckpt_every: int | None = None
+    activation_checkpointing: bool = False  # recompute each block's activations in the backward pass
     seed: int = 0
     data_seed: int = 0  # seed of the clip pools (which clips exist), apart from the order seed above
     train_clips: int = 2048  # clips per source in the training pool
@@ -73,7 +79,22 @@ class TrainConfig:
             raise ConfigError(f"width must be positive, got {self.width}")
         if self.base_width is not None and not self.mup:
             raise ConfigError("--base-width only applies with --mup")
+        if not self.dcp and not self.fsdp:
+            raise ConfigError("--no-dcp only applies with --fsdp (without it every checkpoint is a full one)")
+        if self.full_ckpt_every is not None:
+            if not isinstance(self.full_ckpt_every, int) or self.full_ckpt_every <= 0:
+                raise ConfigError(f"full-ckpt-every must be a positive integer, got {self.full_ckpt_every!r}")
+            if not self.sharded:
+                raise ConfigError(
+                    "--full-ckpt-every only applies to sharded checkpoints (--fsdp without --no-dcp); "
+                    "otherwise every checkpoint is a full one: drop it, or use --ckpt-every"
+                )
         parse_mix(self.data)
+
+    @property
+    def sharded(self) -> bool:
+        """Whether checkpoints are sharded (DCP) rather than gathered: FSDP runs, unless dcp=False."""
+        return self.fsdp and self.dcp
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -87,8 +108,9 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def resumable_with(self, other: TrainConfig) -> list[str]:
-        """Fields that differ from `other` in ways that change the run (logging cadence does not)."""
-        free = {"log_every", "threads"}
+        """Fields that differ from `other` in ways that change the run (logging cadence, how often a full
+        checkpoint is written and recomputing activations do not)."""
+        free = {"log_every", "threads", "full_ckpt_every", "activation_checkpointing"}
         return [
             f.name
             for f in dataclasses.fields(self)

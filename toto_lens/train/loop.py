@@ -3,13 +3,16 @@
 nanoGPT's loop in structure (warmup-cosine AdamW, gradient accumulation, clipping, periodic eval and
 checkpoints), with litgpt's resume-by-default: running the same command again continues an unfinished
 run from its last checkpoint and ends with bitwise the same weights on CPU. Under `torchrun` each
-process takes its slice of the same global batch; DDP (or FSDP) averages the gradients.
+process takes its slice of the same global batch; DDP (or FSDP) averages the gradients. Under FSDP the
+periodic checkpoints are sharded (torch's DCP, written by every rank, `state.save_sharded`) and the full
+safetensors one comes at the end; activation checkpointing recomputes each block in the backward pass.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -32,7 +35,16 @@ from toto_lens.train.config import TrainConfig, model_config
 from toto_lens.train.data import TokenPools, build_pools
 from toto_lens.train.evaluate import autocast, loss_sums, report_from_sums, token_losses, unigram_entropy
 from toto_lens.train.optim import lr_at, make_optimizer, set_lr
-from toto_lens.train.state import LOG, load_state, read_log, resume_point, save_state
+from toto_lens.train.state import (
+    LOG,
+    dcp_path,
+    load_sharded,
+    load_state,
+    read_log,
+    resume_point,
+    save_sharded,
+    save_state,
+)
 
 
 class TrainingDiverged(TotoLensError):
@@ -119,20 +131,23 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
     mc = model_config(cfg, tok.vocab_size, pools.seq_len)
     torch.manual_seed(cfg.seed)
     raw = Toto(mc).to(info.device)
-    start = 0
+    start, source = 0, None
     if training is not None:
+        start, source = int(training["step"]), Path(training["source"])
+    if source == folder:  # the full checkpoint; a sharded one is read after wrapping, shard by shard
         raw.load_state_dict(
             load_checkpoint(folder, device=info.device, trust_code=trust_code).model.state_dict()
         )
-        start = int(training["step"])
-    model = D.wrap(raw, info, cfg.fsdp)
+    model = D.wrap(raw, info, cfg.fsdp, cfg.activation_checkpointing)
     optimizer = make_optimizer(model, cfg, mc.mup_width_mult)
-    if training is not None:
+    if source == folder:
         load_state(folder, model, optimizer)
+    elif source is not None:
+        load_sharded(source, model, optimizer, start, info)
     forward = torch.compile(model) if cfg.compile else model
-    log = read_log(folder, start) if training is not None else []
+    log = read_log(source, start) if source is not None else []
     if say:
-        verb = f"resuming {folder} at step {start}" if start else f"training {folder}"
+        verb = f"resuming {source} at step {start}" if start else f"training {folder}"
         say(
             f"{verb}: {mc.name} ({mc.num_params():,} parameters), {cfg.batch_size} clips × {pools.seq_len} tokens a step"
         )
@@ -143,21 +158,35 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
     meta = {"name": folder.name, "world_size": info.world, "params": mc.num_params(), "data_mix": pools.names}
     progress = progress if info.main and not log_steps else None
 
-    saved = [start] if training is not None else []
+    saved = [(start, source)] if source is not None else []
+    # A fresh run (nothing there, or --overwrite) clears, at its first save, what an older run left
+    # of the other kind, which would otherwise shadow or refuse the new run's checkpoints on resume.
+    stale = {} if source is not None else {"full": folder, "sharded": dcp_path(folder)}
     live_log = folder.parent / f".{folder.name}.{LOG}"  # rows as they come, for `tail -f`
     if info.main:
         live_log.parent.mkdir(parents=True, exist_ok=True)
         live_log.write_text("".join(json.dumps(r) + "\n" for r in log))
 
-    def checkpoint(step: int, complete: bool) -> None:
-        saved[:] = [step]
+    def checkpoint(step: int, complete: bool, sharded: bool, full: bool) -> None:
         state = {
             "config": cfg.to_dict(),
             "step": step,
             "complete": complete,
             "tokens_seen": step * tokens_per_step,
         }
-        save_state(folder, model, raw, optimizer, {**state, **meta, "metrics": metrics}, log, tok, info.main)
+        record = {**state, **meta, "metrics": metrics}
+        where = folder
+        if full:  # first: a crash before the last sharded save then leaves the run finished
+            save_state(folder, model, raw, optimizer, record, log, tok, info.main)
+        if sharded:  # this step's shards; save_sharded then removes the older steps'
+            where = save_sharded(folder, model, optimizer, record, log, info)
+        saved[:] = [(step, where)]
+        if info.main:
+            written = {"full": full, "sharded": sharded}
+            for kind, path in stale.items():
+                if not written[kind] and path.exists():
+                    shutil.rmtree(path)
+        stale.clear()
 
     for step in range(start, steps_end):
         t0 = time.perf_counter()
@@ -177,7 +206,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         if not (math.isfinite(loss_sum.item()) and math.isfinite(float(grad_norm))):
             kept = (
-                f"the last good checkpoint (step {saved[0]}) is kept in {folder}"
+                f"the last good checkpoint (step {saved[0][0]}) is kept in {saved[0][1]}"
                 if saved
                 else "no checkpoint was written yet"
             )
@@ -215,8 +244,14 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
                 say(
                     f"step {done}/{cfg.steps}: train loss {row['train_loss']:.4f}{val}, {row['tokens_per_s']:,.0f} tokens/s"
                 )
-        if done % cfg.ckpt_every == 0 or last:
-            checkpoint(done, complete=done == cfg.steps)
+        complete = done == cfg.steps
+        periodic = done % cfg.ckpt_every == 0 or last
+        if cfg.sharded:  # full checkpoints at the end, and every full_ckpt_every steps if asked
+            full = complete or (cfg.full_ckpt_every is not None and done % cfg.full_ckpt_every == 0)
+        else:
+            full = periodic
+        if periodic or full:
+            checkpoint(done, complete, sharded=cfg.sharded and periodic, full=full)
     end = max(start, steps_end)
     return TrainResult(folder, end, end == cfg.steps, metrics, log)
 

@@ -1,72 +1,124 @@
-"""Training checkpoints: the model checkpoint plus what exact resumption needs, in the same folder.
+"""Training checkpoints: the model checkpoint plus what exact resumption needs, full and sharded.
 
-A run named NAME lives in one checkpoint folder (`cache/checkpoints/NAME/`), rewritten atomically every
-`ckpt_every` steps, so a SIGKILL at any moment leaves the last complete one loadable by
-`load_checkpoint(NAME)`. Beside the model it holds `optimizer.safetensors` (AdamW moments by parameter
-name, the torch RNG state), `optimizer_groups.json` (AdamW hyperparameters) and `train_log.jsonl`; `config.json`'s `training` field records the
-TrainConfig, the step reached and whether the run is complete. The batch of a step depends only on
-(seed, step), so the step is the whole data position.
+A run named NAME lives in one checkpoint folder (`cache/checkpoints/NAME/`), rewritten atomically, so a
+SIGKILL at any moment leaves the last complete one loadable by `load_checkpoint(NAME)`. Beside the model
+it holds `optimizer.safetensors` (AdamW moments by parameter name, the torch RNG state),
+`optimizer_groups.json` (AdamW hyperparameters) and `train_log.jsonl`; `config.json`'s `training` field
+records the TrainConfig, the step reached and whether the run is complete. The batch of a step depends
+only on (seed, step), so the step is the whole data position. Writing it gathers the whole model and
+optimizer state into rank 0 (`save_state`).
+
+An FSDP run (`TrainConfig.sharded`) keeps sharded checkpoints beside it, in `NAME.dcp/step-N/` (as
+torchtitan's `checkpoint/step-N/`), in torch's distributed checkpoint format
+(`torch.distributed.checkpoint`, DCP): each rank writes its own shards of the weights and AdamW moments
+(`__<rank>_0.distcp`) with the step and the RNG state; rank 0 adds DCP's `.metadata` and, as JSON,
+`training.json` (the same `training` record) and the log. A save is written into `.step-N.tmp/` and
+renamed to `step-N/` only once every rank has finished (a barrier); older steps are removed after that,
+so a crash at any moment leaves the previous one whole. Nothing is gathered into one process, neither
+to save nor to resume (`save_sharded`, `load_sharded`; DCP reshards when the process count changes;
+`read_sharded` reads one whole without a process group). It is the one place where torch's own format
+is used: DCP pickles its `.metadata` (and unpickles it to read, with plain `pickle`) and reads tensors
+with `torch.load(weights_only=True)`. It exists to resume one's own runs, never to be shared; the
+safetensors checkpoint stays the interchange format that `extract`, `load_checkpoint` and every other
+command read.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
-
+from toto_lens import distributed as D
 from toto_lens.checkpoints import read_extra, read_metadata, save_checkpoint
-from toto_lens.errors import ConfigError
+from toto_lens.errors import CheckpointError, ConfigError, TotoLensError
+from toto_lens.io import read_json, to_json
 from toto_lens.train.config import TrainConfig
 
 LOG = "train_log.jsonl"
 GROUPS = "optimizer_groups.json"  # AdamW hyperparameters per group, by parameter name
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+TRAINING = "training.json"  # the sharded checkpoint's `training` record
+DCP_REDO = "the sharded checkpoint is damaged; delete it to resume from the full one, or pass --overwrite"
+
+
+def dcp_path(folder: Path) -> Path:
+    """The folder of the sharded (DCP) checkpoints of the run in `folder`: `NAME.dcp/` beside `NAME/`."""
+    return folder.parent / f"{folder.name}.dcp"
+
+
+def latest_sharded(folder: Path) -> Path | None:
+    """The newest sharded checkpoint of the run in `folder` (`NAME.dcp/step-N/`), or None."""
+    steps = [p for p in dcp_path(folder).glob("step-*") if p.name[5:].isdigit() and p.is_dir()]
+    return max(steps, key=lambda p: int(p.name[5:]), default=None)
+
+
+def saved_points(folder: Path) -> list[tuple[dict[str, Any], Path]]:
+    """(training record, folder) of the run's full checkpoint and of its newest sharded one, those that
+    exist; the newer last (the sharded one on a tie: resuming from it gathers nothing)."""
+    found = []
+    if folder.exists():
+        found.append((read_metadata(folder).get("training") or {}, folder))
+    sharded = latest_sharded(folder)
+    if sharded is not None:
+        found.append((read_json(sharded / TRAINING, redo=DCP_REDO, error=CheckpointError), sharded))
+    return sorted(found, key=lambda tp: (int(tp[0].get("step", 0)), tp[1] == sharded))
+
+
+def latest_saved(folder: Path) -> tuple[dict[str, Any], Path] | None:
+    """The newest of `saved_points`, or None (also when a record cannot be read)."""
+    try:
+        points = saved_points(folder)
+    except TotoLensError:
+        return None
+    return points[-1] if points else None
 
 
 def resume_point(folder: Path, cfg: TrainConfig, overwrite: bool) -> dict[str, Any] | None:
-    """The `training` metadata of an unfinished run of the same config in `folder`, or None to start fresh."""
-    if not folder.exists():
-        return None
+    """The `training` record of an unfinished run of the same config, from the newer of its full and
+    sharded checkpoints (`"source"`: the folder to resume from), or None to start fresh."""
     if overwrite:
         return None
-    training = read_metadata(folder).get("training") or {}
-    saved = training.get("config")
-    if training.get("complete", True) or saved is None:
-        step = training.get("step", "?")
-        raise ConfigError(
-            f"checkpoint {folder} already exists (a finished run, step {step}); pass --overwrite to train "
-            "it again or choose another --name"
-        )
-    changed = cfg.resumable_with(TrainConfig.from_dict(saved))
+    points = saved_points(folder)
+    if not points:
+        return None
+    for training, where in points:
+        if training.get("complete", True) or training.get("config") is None:
+            step = training.get("step", "?")
+            raise ConfigError(
+                f"checkpoint {where} already exists (a finished run, step {step}); pass --overwrite to "
+                "train it again or choose another --name"
+            )
+    training, where = points[-1]
+    changed = cfg.resumable_with(TrainConfig.from_dict(training["config"]))
     if changed:
         raise ConfigError(
-            f"{folder} holds an unfinished run with other settings ({', '.join(changed)}); rerun with the "
+            f"{where} holds an unfinished run with other settings ({', '.join(changed)}); rerun with the "
             "same settings to resume it, or pass --overwrite to start over"
         )
-    return training
+    return {**training, "source": str(where)}
 
 
 def save_state(
     folder: Path,
-    model: torch.nn.Module,
-    raw_model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    model,
+    raw_model,
+    optimizer,
     training: dict[str, Any],
     log_rows: list[dict[str, Any]],
     tokenizer,
     is_main: bool,
 ) -> None:
     """Gather full model and optimizer state (a collective under DDP/FSDP); rank 0 writes the folder."""
-    weights = get_model_state_dict(model, options=FULL)
-    opt = get_optimizer_state_dict(model, optimizer, options=FULL)
+    import torch
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    weights = get_model_state_dict(model, options=_full())
+    opt = get_optimizer_state_dict(model, optimizer, options=_full())
     if not is_main:
         return
     tensors = {f"state.{name}.{key}": value for name, st in opt["state"].items() for key, value in st.items()}
@@ -84,12 +136,15 @@ def save_state(
         overwrite=True,
         weights=weights,
         extras={"optimizer": tensors},
-        files={LOG: "".join(json.dumps(r) + "\n" for r in log_rows), GROUPS: json.dumps(groups, indent=1)},
+        files={LOG: _jsonl(log_rows), GROUPS: json.dumps(groups, indent=1)},
     )
 
 
-def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+def load_state(folder: Path, model, optimizer) -> None:
     """Put the optimizer moments and the RNG state of `folder` back (weights are loaded with the model)."""
+    import torch
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
     tensors = read_extra(folder, "optimizer")
     state: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -97,8 +152,135 @@ def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Opti
             name, _, field = key[len("state.") :].rpartition(".")
             state.setdefault(name, {})[field] = value
     groups = read_json_list(folder / GROUPS)
-    set_optimizer_state_dict(model, optimizer, {"state": state, "param_groups": groups}, options=FULL)
+    set_optimizer_state_dict(model, optimizer, {"state": state, "param_groups": groups}, options=_full())
     torch.set_rng_state(tensors["rng.torch"])
+
+
+def save_sharded(
+    folder: Path,
+    model,
+    optimizer,
+    training: dict[str, Any],
+    log_rows: list[dict[str, Any]],
+    info: D.DistInfo,
+) -> Path:
+    """Every rank writes its shards of the weights and AdamW moments into `NAME.dcp/step-N/` (a
+    collective): into `.step-N.tmp/` first, renamed by rank 0 after a barrier, which then removes the
+    older steps. Returns the new folder."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    root = dcp_path(folder)
+    target, tmp = root / f"step-{training['step']}", root / f".step-{training['step']}.tmp"
+    if info.main:  # what a killed save of this step left
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    D.barrier(info)
+    weights, opt = get_state_dict(model, optimizer)  # this rank's shards under FSDP, no gathering
+    state = {
+        "model": weights,
+        "optimizer": opt["state"],  # the groups' hyperparameters follow from the config
+        "step": torch.tensor(int(training["step"]), dtype=torch.int64),
+        "rng": torch.get_rng_state(),
+    }
+    with _quiet():
+        dcp.save(state, storage_writer=dcp.FileSystemWriter(str(tmp)), no_dist=not info.active)
+    if info.main:
+        for name, text in (
+            (TRAINING, to_json(training, "training record", CheckpointError)),
+            (LOG, _jsonl(log_rows)),
+        ):
+            with open(tmp / name, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+    D.barrier(info)  # every rank's shards are on disk
+    if info.main:
+        _rename_over(tmp, target)  # a step saved before only by a run started over with --overwrite
+        for old in [*root.glob("step-*"), *root.glob(".step-*")]:  # and what killed saves left
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_sharded(source: Path, model, optimizer, step: int, info: D.DistInfo) -> None:
+    """Read the shards this rank owns from `source` (`NAME.dcp/step-N/`) into the (wrapped) model and its
+    optimizer, and put the RNG state back; `step` is the step its training record names."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    weights, opt = get_state_dict(model, optimizer)  # the shapes and placements to read into
+    state = {
+        "model": weights,
+        "optimizer": opt["state"],
+        "step": torch.zeros((), dtype=torch.int64),
+        "rng": torch.get_rng_state(),
+    }
+    try:
+        with _quiet():
+            dcp.load(state, storage_reader=dcp.FileSystemReader(str(source)), no_dist=not info.active)
+    except Exception as e:  # DCP raises CheckpointException, RuntimeError, KeyError … on a bad folder
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{source} cannot be read ({first[:200]}); {DCP_REDO}") from None
+    if int(state["step"]) != step:
+        raise CheckpointError(
+            f"{source} holds step {int(state['step'])} but its {TRAINING} says {step}; {DCP_REDO}"
+        )
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict={"state": state["optimizer"], "param_groups": opt["param_groups"]},
+    )
+    torch.set_rng_state(state["rng"])
+
+
+def read_sharded(source: Path, template: dict[str, Any]) -> dict[str, Any]:
+    """The sharded checkpoint `source` (`NAME.dcp/step-N/`) read whole into this process, with no process
+    group, in the nested layout of `template` (`{"model": state dict, "optimizer": {name: {"exp_avg": …}},
+    "step": …, "rng": …}`, or any part of it), into zero tensors of the template's shapes: how a sharded
+    checkpoint is compared with, or turned into, a full one."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    def zeros(x):
+        return {k: zeros(v) for k, v in x.items()} if isinstance(x, dict) else torch.zeros_like(x)
+
+    state = zeros(template)
+    with _quiet():
+        dcp.load(state, storage_reader=dcp.FileSystemReader(str(source)), no_dist=True)
+    return state
+
+
+@contextmanager
+def _quiet():
+    """DCP warns that it works in one process whenever there is no process group, as asked."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+def _rename_over(tmp: Path, target: Path) -> None:
+    """`tmp` becomes `target`; an existing `target` is moved aside first, then removed."""
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rename(target, old / target.name)
+        os.rename(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
+
+
+def _full():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
 
 
 def read_json_list(path: Path) -> list[dict[str, Any]]:
