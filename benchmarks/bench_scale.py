@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,7 +78,7 @@ def child_save(args: argparse.Namespace) -> None:
     from toto_lens.tokenizers import load_tokenizer
     from toto_lens.train import TrainConfig
     from toto_lens.train.optim import make_optimizer
-    from toto_lens.train.state import save_sharded, save_state
+    from toto_lens.train.state import dcp_path, save_sharded, save_state
 
     torch.set_num_threads(1)
     info = D.setup("cpu")
@@ -108,6 +109,7 @@ def child_save(args: argparse.Namespace) -> None:
     if info.main:
         size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
         print(json.dumps({"params": mc.num_params(), "bytes": size, **times}))
+        shutil.rmtree(folder), shutil.rmtree(dcp_path(folder))  # gigabytes for toto-base
     D.teardown(info)
 
 
