@@ -196,3 +196,27 @@ def test_sigkill_during_sharded_saves_leaves_the_last_one_readable():
 def test_nonsense_checkpoint_options_are_one_line_and_exit_code_2(capsys, args, words):
     code, _, err = run_cli(capsys, "train", *TINY_ARGS, "--steps", "2", "--name", "bad", *args)
     assert code == 2 and err.startswith("error: ") and words in err and err.count("\n") == 1, err
+
+
+class _Payload:
+    """What a tampered `.metadata` could hold: unpickling it would run a command that leaves a file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_sharded_checkpoint_is_refused_without_running_its_code(tmp_path):
+    import pickle
+
+    from toto_lens.errors import CheckpointError
+
+    train(SHARDED, "tampered", stop_at=4)
+    shards = latest_sharded(registry() / "tampered")
+    marker = tmp_path / "ran"
+    (shards / ".metadata").write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(CheckpointError, match="system, which a sharded checkpoint never holds"):
+        train(SHARDED, "tampered")
+    assert not marker.exists(), "resuming unpickled the sharded checkpoint's code and ran it"

@@ -17,10 +17,12 @@ renamed to `step-N/` only once every rank has finished (a barrier); older steps 
 so a crash at any moment leaves the previous one whole. Nothing is gathered into one process, neither
 to save nor to resume (`save_sharded`, `load_sharded`; DCP reshards when the process count changes;
 `read_sharded` reads one whole without a process group). It is the one place where torch's own format
-is used: DCP pickles its `.metadata` (and unpickles it to read, with plain `pickle`) and reads tensors
-with `torch.load(weights_only=True)`. It exists to resume one's own runs, never to be shared; the
-safetensors checkpoint stays the interchange format that `extract`, `load_checkpoint` and every other
-command read.
+is used: DCP pickles its `.metadata` and reads tensors with `torch.load(weights_only=True)`. The metadata
+is read back by `SafeReader`, whose unpickler builds only DCP's own metadata classes, torch sizes,
+dtypes and layouts, and paths, and refuses anything else in one line, so a sharded folder cannot make
+a resume run code (as plain `pickle`, which DCP's own reader uses, would). It exists to resume one's own
+runs, never to be shared; the safetensors checkpoint stays the interchange format that `extract`,
+`load_checkpoint` and every other command read.
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ def load_sharded(source: Path, model, optimizer, step: int, info: D.DistInfo) ->
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+    check_metadata(source)  # a tampered or missing .metadata is refused here, in one line, before DCP
     weights, opt = get_state_dict(model, optimizer)  # the shapes and placements to read into
     state = {
         "model": weights,
@@ -220,7 +223,7 @@ def load_sharded(source: Path, model, optimizer, step: int, info: D.DistInfo) ->
     }
     try:
         with _quiet():
-            dcp.load(state, storage_reader=dcp.FileSystemReader(str(source)), no_dist=not info.active)
+            dcp.load(state, storage_reader=safe_reader(source), no_dist=not info.active)
     except Exception as e:  # DCP raises CheckpointException, RuntimeError, KeyError … on a bad folder
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{source} cannot be read ({first[:200]}); {DCP_REDO}") from None
@@ -249,8 +252,9 @@ def read_sharded(source: Path, template: dict[str, Any]) -> dict[str, Any]:
         return {k: zeros(v) for k, v in x.items()} if isinstance(x, dict) else torch.zeros_like(x)
 
     state = zeros(template)
+    check_metadata(source)
     with _quiet():
-        dcp.load(state, storage_reader=dcp.FileSystemReader(str(source)), no_dist=True)
+        dcp.load(state, storage_reader=safe_reader(source), no_dist=True)
     return state
 
 
@@ -298,3 +302,50 @@ def read_log(folder: Path, upto_step: int) -> list[dict[str, Any]]:
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["step"] <= upto_step]
+
+
+# What a DCP `.metadata` pickle may name: DCP's metadata classes, torch sizes, dtypes and layouts, paths.
+_SAFE_GLOBALS = {("torch", "Size"), ("torch.serialization", "_get_layout"), ("collections", "OrderedDict"),
+                 ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "Path")}  # fmt: skip
+
+
+def check_metadata(source: Path) -> None:
+    """Read `source`'s `.metadata` through `safe_reader`: a CheckpointError naming what is wrong, if anything."""
+    try:
+        safe_reader(source).read_metadata()
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - missing, truncated: pickle and the filesystem raise many kinds
+        raise CheckpointError(f"{source}/.metadata cannot be read ({type(e).__name__}); {DCP_REDO}") from None
+
+
+def safe_reader(source: Path):
+    """DCP's FileSystemReader for `source`, reading `.metadata` with a restricted unpickler."""
+    import pickle
+
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.metadata import StorageMeta
+
+    class _Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            dcp_class = module.startswith("torch.distributed.checkpoint.") and not name.startswith("__")
+            dtype = module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
+            if not (dcp_class or dtype or (module, name) in _SAFE_GLOBALS):
+                raise CheckpointError(
+                    f"{source}/.metadata names {module}.{name}, which a sharded checkpoint never holds; "
+                    f"it was not written by toto-lens train and is not read ({DCP_REDO})"
+                )
+            return super().find_class(module, name)
+
+    class SafeReader(dcp.FileSystemReader):
+        def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+            path = self._get_metadata_path(kwargs.get("rank"))
+            with self.fs.create_stream(path, "rb") as f:
+                metadata = _Unpickler(f).load()
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    return SafeReader(str(source))
