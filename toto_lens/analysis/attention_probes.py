@@ -62,12 +62,18 @@ def _token_stats(x: np.ndarray, train: np.ndarray, chunk: int = 64) -> tuple[tor
     return mean.float(), (square / count - mean**2).clamp_min(0).sqrt().float()
 
 
-def _init(grid: int, layers: int, d: int, out: int, cfg: AttentionConfig, mlp: bool, gen) -> dict:
-    """Parameters with a leading (grid, layer) batch; one independent probe per entry."""
+def _init(grid: int, layers: int, d: int, out: int, cfg: AttentionConfig, mlp: bool, gen, part=None) -> dict:
+    """Parameters with a leading (grid, layer) batch; one independent probe per entry. part = (first,
+    total): these are layers first … of `total` fitted in groups; the draws are made for all `total`
+    and this group's kept, so a probe's initialisation does not depend on how the layers were grouped."""
     head_dim = d // cfg.heads
+    first, total = part if part is not None else (0, layers)
 
     def normal(*shape, std):
-        return (torch.randn(grid, layers, *shape, generator=gen) * std).requires_grad_()
+        values = torch.randn(grid, total, *shape, generator=gen) * std
+        if total != layers:
+            values = values[:, first : first + layers].contiguous()
+        return values.requires_grad_()
 
     def zeros(*shape):
         return torch.zeros(grid, layers, *shape, requires_grad=True)
@@ -113,11 +119,13 @@ def _forward(p: dict, xb: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -
     return torch.einsum("glbd,gldo->glbo", z, p["w_out"]) + p["b_out"][:, :, None]
 
 
-def _train(x, target, idx, lr: torch.Tensor, cfg, mlp, classes, mean, std, seed, on_epoch=None) -> dict:
+def _train(
+    x, target, idx, lr: torch.Tensor, cfg, mlp, classes, mean, std, seed, on_epoch=None, part=None
+) -> dict:
     """AdamW with linear warm-up and cosine decay; lr (grid, layer) is one learning rate per probe."""
     gen = torch.Generator().manual_seed(seed)
     grid, layers = lr.shape
-    params = _init(grid, layers, x.shape[3], classes or target.shape[1], cfg, mlp, gen)
+    params = _init(grid, layers, x.shape[3], classes or target.shape[1], cfg, mlp, gen, part)
     state = {k: (torch.zeros_like(v), torch.zeros_like(v)) for k, v in params.items()}
     total = cfg.epochs * math.ceil(len(idx) / cfg.batch_size)
     warmup = max(1, total // 10)
@@ -171,11 +179,13 @@ def fit_attention(
     mlp: bool,
     seed: int,
     on_epoch: Callable[[], None] | None = None,
+    layers_of: tuple[int, int] | None = None,
 ) -> LayerScores:
     """Attention probes of every layer at once. x: (layer, rows, token, d), any float dtype.
 
     `on_epoch` is called after every training epoch (of the inner fold that picks the learning rate,
-    then of the refit), for progress."""
+    then of the refit), for progress. `layers_of` = (first, total) when x holds layers first … of
+    `total` fitted a group at a time: each probe is then the one the fit of all `total` at once gives."""
     if x.shape[3] % cfg.heads:
         raise AnalysisError(
             f"feature width {x.shape[3]} is not divisible by heads={cfg.heads}; use AttentionConfig(heads=…)"
@@ -196,10 +206,12 @@ def fit_attention(
     chosen = np.zeros(layers, dtype=np.int64)
     if len(grid) > 1:
         lr = torch.as_tensor(grid, dtype=torch.float32)[:, None].expand(-1, layers)
-        params = _train(xt, target, rows.inner_train, lr, cfg, mlp, classes, mean, std, seed, on_epoch)
+        params = _train(
+            xt, target, rows.inner_train, lr, cfg, mlp, classes, mean, std, seed, on_epoch, layers_of
+        )
         chosen = pick(_evaluate(params, xt, target, rows.inner_val, classes, mean, std).numpy(), grid)
     lr = torch.as_tensor(grid[chosen], dtype=torch.float32)[None]  # (1, layer)
-    params = _train(xt, target, rows.train, lr, cfg, mlp, classes, mean, std, seed, on_epoch)
+    params = _train(xt, target, rows.train, lr, cfg, mlp, classes, mean, std, seed, on_epoch, layers_of)
     return LayerScores(
         train=_evaluate(params, xt, target, rows.train, classes, mean, std)[0].numpy().astype(np.float64),
         val=_evaluate(params, xt, target, rows.val, classes, mean, std)[0].numpy().astype(np.float64),

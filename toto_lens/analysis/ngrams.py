@@ -8,18 +8,25 @@ codebook usage (dead codes).
 Each n-gram is encoded as one int64 key, sum_k id_k * V^(n-1-k) (base-V digits, first token most
 significant), so counting is one `np.bincount` or `np.unique` over an int array and keys sort in the
 same order as the n-gram tuples. Input is visual codes in [0, V): strip special tokens and the code
-offset before calling.
+offset before calling, or count an activation cache's `tokens` with `cache_ngram_stats`, which does.
+
+Counts add up over frames, so ids are counted a chunk of frames at a time and the counts merged: an
+array larger than `block_bytes` (a memory-mapped token shard) is cut into chunks, an iterable of arrays
+is counted as it comes, and a cache is read a block of clips at a time, so none is ever held whole.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 
 import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError, concat_outer
+from toto_lens.analysis.blocks import BLOCK_BYTES, KeyCounts, check_block_bytes, count_pieces, read_clips
+from toto_lens.io import dict_attr
 from toto_lens.progress import Progress, report
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -132,12 +139,60 @@ def _entropy_bits(counts: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+class _Tally:
+    """Counts of the n-grams of one n over chunks of frames: a dense table while V^n is small, else the
+    sorted keys of each chunk merged (`KeyCounts`)."""
+
+    def __init__(self, n: int, vocab: int) -> None:
+        self.n, self.vocab = n, vocab
+        self.dense = np.zeros(vocab**n, dtype=np.int64) if vocab**n <= _DENSE_MIN else None
+        self.sparse = KeyCounts()
+
+    def add(self, arr: np.ndarray) -> int:
+        """Count a chunk's n-grams; returns how many distinct ones it holds."""
+        keys, counts = _counts(arr, self.n, self.vocab)
+        if self.dense is not None:
+            self.dense[keys] += counts
+        else:
+            self.sparse.add(keys, counts)
+        return len(keys)
+
+    def counts(self) -> np.ndarray:
+        if self.dense is not None:
+            return self.dense[self.dense > 0]
+        return self.sparse.result()[1]
+
+
+def _frame_chunks(ids: object, block_bytes: int) -> tuple[Iterator, int | None]:
+    """(chunks of ids [frame, row, col], their number when known). An array is cut into runs of frames
+    whose keys fit `block_bytes` (views: a memory-mapped array is read a chunk at a time); a list of
+    arrays, or any other iterable that is not one array's nested lists, is taken chunk by chunk."""
+    chunked = isinstance(ids, list | tuple) and len(ids) > 0 and all(isinstance(x, np.ndarray) for x in ids)
+    if (
+        not chunked
+        and isinstance(ids, Iterable)
+        and not isinstance(ids, np.ndarray | list | tuple | str | bytes)
+    ):
+        chunked = True  # a generator, or the blocks of a cache
+    if chunked:
+        return iter(ids), len(ids) if hasattr(ids, "__len__") else None
+    arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
+    if arr.ndim != 3:
+        _check_ids(arr, 1)  # the one-line error for an array that is not [frame, row, col]
+    per_frame = max(1, int(np.prod(arr.shape[1:]))) * 8 * 3  # int64 ids, their keys, a table's share
+    step = max(1, block_bytes // per_frame)
+    starts = range(0, max(1, arr.shape[0]), step)
+    return iter([arr[i : i + step] for i in starts]), len(starts)
+
+
 def ngram_stats(
-    ids: np.ndarray,
+    ids: np.ndarray | Iterable[np.ndarray],
     vocab_size: int,
     ns: Sequence[int] = (1, 2, 3),
     name: str = "tokenizer",
     progress: Progress | None = None,
+    *,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
     """Rank-frequency curves and summary numbers of the n-grams of one tokenizer's ids [frame, row, col].
 
@@ -145,22 +200,44 @@ def ngram_stats(
     of a given n). Variables: `frequency`, `count` (n, rank); `distinct`, `possible` (V^n), `coverage`
     (distinct / possible), `entropy` (bits), `total` (number of n-grams) per n; `dead_codes` and
     `codebook_usage` over all ids. Attributes: name, vocab_size, frames, grid [rows, cols]. `progress`
-    (`toto_lens.progress`) hears of each n counted, as task `n-grams <name>`.
+    (`toto_lens.progress`) hears of each n counted, as task `n-grams <name>` (of each chunk, when ids
+    come in several).
+
+    `ids` may also be an iterable of such arrays (chunks of frames of one grid), each counted and
+    released before the next; an array larger than `block_bytes` is counted a chunk of frames at a time.
+    The counts, and so the result, are the same either way.
     """
     vocab = _check_vocab(vocab_size)
-    arr = _check_ids(ids, vocab)
-    frames, rows, cols = arr.shape
+    chunks, total_chunks = _frame_chunks(ids, check_block_bytes(block_bytes))
+    first = next(chunks, None)
+    if first is None:
+        raise AnalysisError("token ids hold no tokens (no chunk of frames was given)")
+    arr = _check_ids(first, vocab)
+    _, rows, cols = arr.shape
     if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or len(ns) == 0:
         raise AnalysisError(f"ns must be a non-empty sequence of n-gram lengths, got {ns!r}")
     sizes = sorted(_check_n(n, rows * cols, vocab) for n in ns)
     if len(set(sizes)) != len(sizes):
         raise AnalysisError(f"ns must not repeat a length, got {list(ns)}")
 
-    ranked = []
-    for i, size in enumerate(sizes):
-        _, counts = _counts(arr, size, vocab)
-        ranked.append(np.sort(counts)[::-1])  # descending: rank 1 first
-        report(progress, f"n-grams {name}", i + 1, len(sizes), "lengths", n=size, distinct=len(counts))
+    tallies = [_Tally(size, vocab) for size in sizes]
+    used = np.zeros(vocab, dtype=np.int64)  # codebook usage counts every id, whatever ns holds
+    frames, task = 0, f"n-grams {name}"
+    for i, chunk in enumerate(chain([arr], chunks)):
+        chunk = arr if i == 0 else _check_ids(chunk, vocab)
+        if chunk.shape[1:] != (rows, cols):
+            raise AnalysisError(
+                f"every chunk of ids must have frames of {rows}×{cols} tokens, got {chunk.shape}"
+            )
+        frames += chunk.shape[0]
+        for j, tally in enumerate(tallies):
+            distinct = tally.add(chunk)
+            if total_chunks == 1:
+                report(progress, task, j + 1, len(sizes), "lengths", n=tally.n, distinct=distinct)
+        used += np.bincount(chunk.ravel(), minlength=vocab)
+        if total_chunks != 1:
+            report(progress, task, i + 1, total_chunks, "chunks", frames=frames)
+    ranked = [np.sort(t.counts())[::-1] for t in tallies]  # descending: rank 1 first
     longest = max(len(c) for c in ranked)
     count = np.full((len(sizes), longest), np.nan)  # float: NaN pads the shorter curves
     for i, c in enumerate(ranked):
@@ -168,8 +245,7 @@ def ngram_stats(
     total = np.array([c.sum() for c in ranked], dtype=np.int64)
     distinct = np.array([len(c) for c in ranked], dtype=np.int64)
     possible = np.array([float(vocab) ** s for s in sizes])
-    # Codebook usage counts every id, whatever ns holds.
-    used = int(np.count_nonzero(np.bincount(arr.ravel(), minlength=vocab)))
+    used_codes = int(np.count_nonzero(used))
 
     coords = {"n": np.array(sizes, dtype=np.int64), "rank": np.arange(1, longest + 1, dtype=np.int64)}
     return xr.Dataset(
@@ -181,12 +257,69 @@ def ngram_stats(
             "coverage": ("n", distinct / possible, {"long_name": "distinct / possible"}),
             "entropy": ("n", np.array([_entropy_bits(c) for c in ranked]), {"units": "bits"}),
             "total": ("n", total, {"long_name": "n-grams counted"}),
-            "dead_codes": ((), vocab - used, {"long_name": "codes never used"}),
-            "codebook_usage": ((), used / vocab, {"long_name": "fraction of codes used"}),
+            "dead_codes": ((), vocab - used_codes, {"long_name": "codes never used"}),
+            "codebook_usage": ((), used_codes / vocab, {"long_name": "fraction of codes used"}),
         },
         coords=coords,
         attrs={"name": str(name), "vocab_size": vocab, "frames": int(frames), "grid": [int(rows), int(cols)]},
     )
+
+
+_CODE_BYTES = 24  # a token's int64 code, its n-gram keys and a count table's share, while counting
+
+
+class _CacheChunks:
+    """The visual codes of a cache's clips, a piece of clips at a time, as frames [frame, row, col]."""
+
+    def __init__(self, ds: xr.Dataset, block_bytes: int, order: np.ndarray, offset: int, grid) -> None:
+        self.ds, self.block_bytes, self.order, self.offset, self.grid = ds, block_bytes, order, offset, grid
+
+    def __len__(self) -> int:
+        return count_pieces(self.ds, ("tokens",), self.block_bytes, _CODE_BYTES)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _, v in read_clips(self.ds, ("tokens",), self.block_bytes, _CODE_BYTES):
+            yield (v["tokens"][:, self.order].astype(np.int64) - self.offset).reshape(-1, *self.grid)
+
+
+def cache_ngram_stats(
+    ds: xr.Dataset,
+    ns: Sequence[int] = (1, 2, 3),
+    *,
+    name: str | None = None,
+    kind: str | int | None = None,
+    vocab_size: int | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    progress: Progress | None = None,
+) -> xr.Dataset:
+    """`ngram_stats` of the visual tokens of an activation cache's `tokens` (clip, position).
+
+    Each clip's visual positions become its frames [frame, row, col] (the cache's `pos_frame`, `row`,
+    `col`), codes are the ids less the code offset of the cache's model config, and `vocab_size` (special
+    ids included, as in `redundancy.predictor_losses`) overrides its size there. Only clips marked
+    complete, of one `kind` when given. The store is read `block_bytes` at a time, a block of clips (whole
+    chunks) per step, and the counts of the blocks merged. `name` defaults to the cache's dataset name.
+    """
+    from toto_lens.analysis.redundancy import _prepared, grid_of, vocabulary
+
+    ds = _prepared(ds, kind, "tokens")
+    f, r, c = grid_of(ds)
+    visual = np.flatnonzero(f >= 0)
+    grid = (int(r[visual].max()) + 1, int(c[visual].max()) + 1)
+    order = visual[np.lexsort((c[visual], r[visual], f[visual]))]  # frame-major raster order
+    cells = np.unique(np.stack([f[order], r[order], c[order]]), axis=1).shape[1]
+    if cells != len(order) or len(order) != (int(f.max()) + 1) * grid[0] * grid[1]:
+        raise AnalysisError(
+            "the cache's visual positions (pos_frame, row, col) do not make whole frames of "
+            f"{grid[0]}×{grid[1]} tokens, so they have no raster order to count n-grams in"
+        )
+    largest = 0
+    if vocab_size is None and not isinstance(dict_attr(ds.attrs, "model_config").get("vocab_size"), int):
+        largest = max(int(v["tokens"].max()) for _, v in read_clips(ds, ("tokens",), block_bytes, 8))
+    vocab, offset, _ = vocabulary(ds, largest, vocab_size)
+    label = name if name is not None else str(dict_attr(ds.attrs, "dataset").get("name", "")) or "cache"
+    chunks = _CacheChunks(ds, block_bytes, order, offset, grid)
+    return ngram_stats(chunks, vocab - offset, ns, label, progress, block_bytes=block_bytes)
 
 
 def compare_ngram_stats(stats: Sequence[xr.Dataset]) -> xr.Dataset:

@@ -2,9 +2,12 @@
 
 Part of the probing analysis (`probing.py`, which documents the tasks and the protocol): here the cache
 (docs/cache-schema.md) becomes arrays. A task's labelled rows are clips, or (clip, frame) pairs for
-per-frame tasks; features are loaded once per variable for the selected layers, laid out (layer, row, …),
-and a row map takes (clip, frame) to a feature row, or to -1 where the features were not extracted
-(`acts_token` exists for the first `token_clips` clips only). numpy and xarray only.
+per-frame tasks; features are read a group of layers at a time, laid out (layer, row, …), and a row map
+takes (clip, frame) to a feature row, or to -1 where the features were not extracted (`acts_token`
+exists for the first `token_clips` clips only). A group holds as many of the selected layers as fit
+`block_bytes` (as float32), at least one, so a store whose features are larger than memory is probed a
+layer at a time; features that fit are one group, read once and kept for every task. numpy and xarray
+only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError
+from toto_lens.analysis.blocks import BLOCK_BYTES, check_block_bytes, steps
 from toto_lens.io import dict_attr
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
@@ -164,55 +168,133 @@ def select_layers(ds: xr.Dataset, layers: Sequence[int] | None) -> list[int]:
 
 
 class CacheFeatures:
-    """Feature arrays of the selected layers, each loaded once; rows map (clip[, frame]) to array rows."""
+    """Features of the selected layers, read a group of layers at a time (`block_bytes` as float32).
 
-    def __init__(self, ds: xr.Dataset, layers: list[int]):
-        self.ds, self.layers, self._cache = ds, layers, {}
+    `rows` gives the number of feature rows and the map (clip, frame) → row without reading the
+    features (for `acts_token`, the clips that have them: one token of the first layer, then whether
+    every value of every selected layer is finite, a group at a time); `groups` the runs of layers
+    (slices into `layers`) to fit together; `load` their features (layer, row, …). Features that fit in
+    one group are read once and kept, for every task that asks for them again.
+    """
+
+    def __init__(self, ds: xr.Dataset, layers: list[int], block_bytes: int = BLOCK_BYTES):
+        self.ds, self.layers, self.block_bytes = ds, layers, check_block_bytes(block_bytes)
+        self._rows: dict = {}
+        self._kept: dict = {}
+        self._visual: np.ndarray | None = None  # acts_token: visual positions, clips that have tokens
+        self._have: np.ndarray | None = None
+        self._kept_tokens: np.ndarray | None = None
+        self._frame_tokens = 0
 
     def get(self, var: str, per_frame: bool) -> tuple[np.ndarray, Callable]:
+        """Features of every selected layer at once (layer, row, …) and the row map, kept for the next
+        call: for callers that want them whole (the predictions explorer); probing reads groups."""
+        return self.load(var, per_frame, slice(0, len(self.layers))), self.rows(var, per_frame)[1]
+
+    def rows(self, var: str, per_frame: bool) -> tuple[int, Callable]:
+        """(number of feature rows, row map (clip, frame) → row or -1)."""
+        return self._layout(var, per_frame)[:2]
+
+    def groups(self, var: str, per_frame: bool) -> list[slice]:
+        """Runs of the selected layers whose features fit `block_bytes` together (at least one layer)."""
+        return steps(len(self.layers), self._layout(var, per_frame)[2], self.block_bytes)
+
+    def load(self, var: str, per_frame: bool, group: slice) -> np.ndarray:
+        """Features (layer, row, feature) of the layers `group`; (layer, row, token, feature) for acts_token."""
         key = (var, per_frame)
-        if key not in self._cache:
+        self._layout(var, per_frame)  # the variable is there; for acts_token, the clips that have it
+        whole = group == slice(0, len(self.layers))
+        if whole and key in self._kept:
+            return self._kept[key]
+        x = self._tokens(group, per_frame) if var == "acts_token" else self._pooled(var, group)
+        if whole:
+            self._kept[key] = x
+        return x
+
+    def _layout(self, var: str, per_frame: bool):
+        key = (var, per_frame)
+        if key not in self._rows:
             require(self.ds, var)
-            self._cache[key] = self._tokens(per_frame) if var == "acts_token" else self._pooled(var)
-        return self._cache[key]
+            self._rows[key] = self._token_rows(per_frame) if var == "acts_token" else self._pooled_rows(var)
+        return self._rows[key]
 
-    def _pooled(self, var: str):
-        arr = self.ds[var].sel(layer=self.layers)
-        if var == "acts_frame":  # (layer, clip·frame, d): row (c, f) is c·F + f
+    def _pooled_rows(self, var: str):
+        sizes = self.ds[var].sizes
+        if var == "acts_frame":  # row (c, f) is c·F + f
+            frames = sizes["frame"]
+            n = sizes["clip"] * frames
+            return n, (lambda clip, frame: clip * frames + frame), n * sizes["feature"] * 4
+        return sizes["clip"], (lambda clip, frame: clip), sizes["clip"] * sizes["feature"] * 4
+
+    def _pooled(self, var: str, group: slice) -> np.ndarray:
+        arr = self.ds[var].sel(layer=self.layers[group])
+        if var == "acts_frame":  # (layer, clip·frame, d)
             arr = arr.transpose("layer", "clip", "frame", "feature")
-            frames = arr.sizes["frame"]
-            x = np.asarray(arr.values, dtype=np.float32).reshape(len(self.layers), -1, arr.sizes["feature"])
-            return x, lambda clip, frame: clip * frames + frame
-        x = np.asarray(arr.transpose("layer", "clip", "feature").values, dtype=np.float32)
-        return x, lambda clip, frame: clip
+            x = np.asarray(arr.values, dtype=np.float32)
+            return x.reshape(x.shape[0], -1, arr.sizes["feature"])
+        return np.asarray(arr.transpose("layer", "clip", "feature").values, dtype=np.float32)
 
-    def _tokens(self, per_frame: bool):
-        ds = self.ds
-        if "pos_frame" not in ds.coords:
+    def _token_acts(self) -> xr.DataArray:
+        return self.ds["acts_token"].sel(layer=self.layers).transpose("layer", "clip", "position", "feature")
+
+    def _token_clips(self) -> None:
+        """The visual positions in frame-major order, and the clips whose tokens were extracted and are
+        finite in every selected layer (`self._visual`, `self._have`); once for both kinds of task."""
+        if self._visual is not None:
+            return
+        if "pos_frame" not in self.ds.coords:
             raise AnalysisError("the cache has no pos_frame coordinate on position; re-extract it")
-        pos_frame = np.asarray(ds["pos_frame"].values)
+        pos_frame = np.asarray(self.ds["pos_frame"].values)
         visual = np.flatnonzero(pos_frame >= 0)
-        visual = visual[np.argsort(pos_frame[visual], kind="stable")]  # frame-major order
-        acts = ds["acts_token"].sel(layer=self.layers).transpose("layer", "clip", "position", "feature")
+        self._visual = visual[np.argsort(pos_frame[visual], kind="stable")]  # frame-major order
+        acts = self._token_acts()
         # Unwritten clips read NaN whole (only the first token_clips are extracted): one token tells.
-        probe = np.asarray(acts.isel(layer=0, position=int(visual[0])).values)
-        have = np.flatnonzero(np.isfinite(probe).all(-1))
-        # Contiguous: the probes copy batches of rows out of it, 20× slower from xarray's strided result.
-        x = np.ascontiguousarray(acts.isel(clip=have, position=visual).values)  # (layer, clip, token, d)
-        finite = np.isfinite(x).all((0, 2, 3))
+        probe = np.asarray(acts.isel(layer=0, position=int(self._visual[0])).values)
+        self._have = np.flatnonzero(np.isfinite(probe).all(-1))
+        per_layer = len(self._have) * len(self._visual) * acts.sizes["feature"] * 4
+        finite = np.ones(len(self._have), dtype=bool)
+        for group in steps(len(self.layers), per_layer, self.block_bytes):
+            x = self._token_block(group)
+            finite &= np.isfinite(x).all((0, 2, 3))
+            if group == slice(0, len(self.layers)):  # one group: kept, for load() not to read it again
+                self._kept_tokens = x
         if not finite.all():
-            have, x = have[finite], np.ascontiguousarray(x[:, finite])
-        index = np.full(ds.sizes["clip"], -1)
+            self._have = self._have[finite]
+            if self._kept_tokens is not None:
+                self._kept_tokens = np.ascontiguousarray(self._kept_tokens[:, finite])
+
+    def _token_rows(self, per_frame: bool):
+        self._token_clips()
+        have, visual = self._have, self._visual
+        index = np.full(self.ds.sizes["clip"], -1)
         index[have] = np.arange(len(have))
+        per_layer = len(have) * len(visual) * self.ds["acts_token"].sizes["feature"] * 4
         if not per_frame:
-            return x, lambda clip, frame: index[clip]
+            return len(have), (lambda clip, frame: index[clip]), per_layer
+        pos_frame = np.asarray(self.ds["pos_frame"].values)
         frames = int(pos_frame.max()) + 1
         counts = np.bincount(pos_frame[visual], minlength=frames)
         if len(set(counts.tolist())) != 1:
             raise AnalysisError(f"frames hold different numbers of tokens ({sorted(set(counts.tolist()))})")
+        self._frame_tokens = int(counts[0])
+        return (
+            len(have) * frames,
+            lambda clip, frame: np.where(index[clip] >= 0, index[clip] * frames + frame, -1),
+            per_layer,
+        )
+
+    def _token_block(self, group: slice) -> np.ndarray:
+        # Contiguous: the probes copy batches of rows out of it, 20× slower from xarray's strided result.
+        acts = self._token_acts().isel(layer=group, clip=self._have, position=self._visual)
+        return np.ascontiguousarray(acts.values)  # (layer, clip, token, d)
+
+    def _tokens(self, group: slice, per_frame: bool) -> np.ndarray:
+        whole = group == slice(0, len(self.layers))
+        x = self._kept_tokens if whole and self._kept_tokens is not None else self._token_block(group)
+        if not per_frame:
+            return x
         # Tokens are frame-major, so (layer, clip, frame·T, d) → (layer, clip·frame, T, d) is a reshape.
-        x = x.reshape(x.shape[0], -1, counts[0], x.shape[3])
-        return x, lambda clip, frame: np.where(index[clip] >= 0, index[clip] * frames + frame, -1)
+        return x.reshape(x.shape[0], -1, self._frame_tokens, x.shape[3])
 
 
 def chance_accuracy(rows: TaskRows, train_clips: np.ndarray, val_clips: np.ndarray) -> float:

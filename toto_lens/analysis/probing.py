@@ -18,7 +18,11 @@ while the middle frame of a bouncing digit is no linear function of the clip's m
 Probes (`PROBES`): `linear` on `acts_pooled` (per-frame tasks: `acts_frame`); `attention` and
 `attention-mlp` (appendix A.10) on the visual positions of `acts_token` (per-frame tasks: that frame's
 tokens), on the clips that have them. The cache is read in `probe_inputs.py` (numpy and xarray only);
-the probes are fitted, all layers batched together, in `probes.py` (linear) and `attention_probes.py`.
+the probes are fitted, layers batched together, in `probes.py` (linear) and `attention_probes.py`.
+Features are read and fitted a group of layers at a time, as many as fit `block_bytes` (as float32):
+all of them for a cache that fits, one layer at a time for one larger than memory. A probe does not
+depend on the grouping (the fits share no parameter; attention probes draw their initialisation for
+every selected layer and keep their group's).
 
 Splits are by clip, never by frame: for each seed the labelled clips are split train/val (stratified by
 class for clip classification), and per-frame rows follow their clip. Grids of more than one value (L2
@@ -38,6 +42,7 @@ import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError
+from toto_lens.analysis.blocks import BLOCK_BYTES
 from toto_lens.analysis.probe_inputs import (  # the registry is re-exported: users add tasks here
     CLASSIFICATION,
     PROBES,
@@ -95,6 +100,7 @@ def probe_layers(
     l2: Sequence[float] = L2_GRID,
     attention: AttentionConfig | None = None,
     progress: Progress | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
     """Probe every selected layer of the cache for every task, probe and seed.
 
@@ -103,7 +109,8 @@ def probe_layers(
     seed) in clips; coordinates `depth` (layer), `metric` and `chance` (task: majority-class val accuracy,
     0 for R²). A probe that does not apply to a task is NaN. `attention` is an
     `attention_probes.AttentionConfig`; `progress` (`toto_lens.progress`) hears of every (task, probe)
-    fitted over all its layers and seeds, with its best seed-mean val score.
+    fitted over all its layers and seeds, with its best seed-mean val score. `block_bytes` bounds the
+    features (as float32) read and fitted at once: a group of layers, at least one.
     """
     tasks, probes = list(tasks), list(probes)
     for names, known, what in ((tasks, TASKS, "task"), (probes, PROBES, "probe")):
@@ -128,7 +135,7 @@ def probe_layers(
     out = {k: np.full(shape, np.nan) for k in ("train_score", "val_score", "chosen")}
     counts = np.zeros((2, len(tasks), len(probes), len(seeds)), dtype=np.int64)  # train, val clips
     chance = np.zeros(len(tasks))
-    features = CacheFeatures(ds, layer_list)
+    features = CacheFeatures(ds, layer_list, block_bytes)
     pairs = [(t, p) for t in tasks for p in probes if TASKS[t].probes is None or p in TASKS[t].probes]
     for ti, (task, rows) in enumerate(zip((TASKS[t] for t in tasks), labelled, strict=True)):
         splits = []
@@ -144,33 +151,40 @@ def probe_layers(
             if task.probes is not None and probe not in task.probes:
                 continue
             t0 = time.perf_counter()
-            x, row_of = features.get(PROBES[probe][task.per_frame], task.per_frame)
+            var = PROBES[probe][task.per_frame]
+            n_rows, row_of = features.rows(var, task.per_frame)
             per_seed = []
             for si, clips in enumerate(splits):
-                split, y, counts[:, ti, pi, si] = split_rows(
-                    rows, row_of, clips, x.shape[1], task.name, probe
-                )
+                split, y, counts[:, ti, pi, si] = split_rows(rows, row_of, clips, n_rows, task.name, probe)
                 per_seed.append(split)
+            groups = features.groups(var, task.per_frame)
             label = f"probe {task.name}/{probe}"
-            if probe == "linear":  # every seed and layer in one batch
-                tick = ticker(progress, label, 2 if len(l2) > 1 else 1, "fits")
-                fits = fit_linear(x, y, per_seed, classes=rows.classes, l2=tuple(l2), on_fit=tick)
-                fields = (fits.train, fits.val, fits.chosen)  # (seed, layer) each
+            if probe == "linear":  # every seed and layer of a group in one batch
+                tick = ticker(progress, label, len(groups) * (2 if len(l2) > 1 else 1), "fits")
             else:
-                mlp = probe == "attention-mlp"
                 per_fit = cfg.epochs * (2 if len(cfg.lrs) > 1 else 1)
-                tick = ticker(progress, label, len(seeds) * per_fit, "epochs")
-                each = [
-                    fit_attention(
-                        x, y, split, classes=rows.classes, cfg=cfg, mlp=mlp, seed=seed, on_epoch=tick
+                tick = ticker(progress, label, len(groups) * len(seeds) * per_fit, "epochs")
+            for group in groups:  # read, fitted, released: one group's features in memory at a time
+                x = features.load(var, task.per_frame, group)
+                if probe == "linear":
+                    fits = fit_linear(x, y, per_seed, classes=rows.classes, l2=tuple(l2), on_fit=tick)
+                    fields = (fits.train, fits.val, fits.chosen)  # (seed, layer) each
+                else:
+                    each = [
+                        fit_attention(
+                            x, y, split, classes=rows.classes, cfg=cfg, mlp=probe == "attention-mlp",
+                            seed=seed, on_epoch=tick, layers_of=(group.start, len(layer_list)),
+                        )
+                        for split, seed in zip(per_seed, seeds, strict=True)
+                    ]  # fmt: skip
+                    fields = tuple(
+                        np.stack([getattr(f, k) for f in each]) for k in ("train", "val", "chosen")
                     )
-                    for split, seed in zip(per_seed, seeds, strict=True)
-                ]
-                fields = tuple(np.stack([getattr(f, k) for f in each]) for k in ("train", "val", "chosen"))
-            for key, value in zip(("train_score", "val_score", "chosen"), fields, strict=True):
-                out[key][ti, pi] = value.T  # (layer, seed)
+                for key, value in zip(("train_score", "val_score", "chosen"), fields, strict=True):
+                    out[key][ti, pi, group] = value.T  # (layer, seed)
+                del x
             done = pairs.index((task.name, probe)) + 1
-            best, took = float(np.max(fields[1].mean(0))), time.perf_counter() - t0
+            best, took = float(np.max(out["val_score"][ti, pi].mean(1))), time.perf_counter() - t0
             report(progress, "probe", done, len(pairs), "curves", last=f"{task.name}/{probe}",
                    best=round(best, 3), seconds=round(took, 1))  # fmt: skip
     return _result(ds, tasks, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)

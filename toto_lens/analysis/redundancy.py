@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
 from toto_lens.analysis import AnalysisError
+from toto_lens.analysis.blocks import BLOCK_BYTES, KeyCounts, read_clips, steps, values
 from toto_lens.config import NUM_SPECIAL
 from toto_lens.data.labels import KINDS
 from toto_lens.io import dict_attr
@@ -90,8 +92,9 @@ def previous_frame_position(f: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.n
     )
 
 
-def _vocabulary(ds: xr.Dataset, tokens: np.ndarray, vocab_size: int | None) -> tuple[int, int, str]:
-    """(vocab_size incl. special ids, code offset, where the size came from)."""
+def vocabulary(ds: xr.Dataset, largest: int, vocab_size: int | None = None) -> tuple[int, int, str]:
+    """(vocab_size incl. special ids, code offset, where the size came from) of the cache's token ids;
+    `largest` is the largest id in the cache, the size's lower bound when nothing else gives it."""
     cfg = dict_attr(ds.attrs, "model_config")
     offset, source = NUM_SPECIAL, "given"
     if cfg:
@@ -104,7 +107,7 @@ def _vocabulary(ds: xr.Dataset, tokens: np.ndarray, vocab_size: int | None) -> t
     if vocab_size is None:
         # Without the model config the codebook size is unknown; the largest id seen is a lower bound,
         # which makes the smoothed baselines slightly optimistic.
-        vocab_size, source = int(tokens.max()) + 1, "observed"
+        vocab_size, source = int(largest) + 1, "observed"
     return int(vocab_size), int(offset), source
 
 
@@ -158,15 +161,43 @@ def _position_coords(ds: xr.Dataset) -> dict:
 
 
 NATS = {"units": "nats"}
+# Bytes a computation holds per value of the cache it reads (float64 and int64 copies, masks, the four
+# predictors' per-token losses): the pieces it is handed are `block_bytes` at this rate.
+_SPREAD_BYTES, _FIT_BYTES, _EVAL_BYTES = 24, 64, 96
+
+
+def _by_clip(ds: xr.Dataset, name: str) -> xr.DataArray:
+    return ds[name].transpose("clip", "position")
 
 
 def loss_by_position(
-    ds: xr.Dataset, *, kind: str | int | None = None, quantiles: Sequence[float] = QUANTILES
+    ds: xr.Dataset,
+    *,
+    kind: str | int | None = None,
+    quantiles: Sequence[float] = QUANTILES,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
-    """The model's loss at each position over clips: `position_loss` (mean), `_std`, `_quantile`, `position_count`."""
+    """The model's loss at each position over clips: `position_loss` (mean), `_std`, `_quantile`, `position_count`.
+
+    A position's quantiles need the loss of every clip there, so a cache larger than `block_bytes` is read
+    a block of positions at a time (each block a pass over the store's chunks)."""
     ds = _prepared(ds, kind, "loss")
-    loss = np.asarray(ds["loss"].transpose("clip", "position").values, dtype=np.float64)
-    mean, std, qs, count = _spread(loss, quantiles)
+    loss = _by_clip(ds, "loss")
+    clips, positions = loss.shape
+    mean, std = np.empty(positions), np.empty(positions)
+    qs, count = np.empty((len(quantiles), positions)), np.empty(positions, dtype=np.int64)
+    # Read as stored, computed in float64 a few positions at a time (at least two: numpy sums a lone
+    # column pairwise and a column of a wider array clip by clip, and the latter is what all at once did).
+    for block in steps(positions, clips * loss.dtype.itemsize, block_bytes):
+        part = values(loss.isel(position=block))
+        for cols in steps(part.shape[1], clips * _SPREAD_BYTES, block_bytes):
+            sub = part[:, cols].astype(np.float64)
+            width = sub.shape[1]
+            if width == 1:
+                sub = np.repeat(sub, 2, axis=1)
+            at = slice(block.start + cols.start, block.start + cols.stop)
+            m, sd, q, n = _spread(sub, quantiles)
+            mean[at], std[at], qs[:, at], count[at] = m[:width], sd[:width], q[:, :width], n[:width]
     return xr.Dataset(
         {
             "position_loss": ("position", mean, {"long_name": "mean loss over clips", **NATS}),
@@ -179,18 +210,24 @@ def loss_by_position(
 
 
 def loss_by_frame(
-    ds: xr.Dataset, *, kind: str | int | None = None, quantiles: Sequence[float] = QUANTILES
+    ds: xr.Dataset,
+    *,
+    kind: str | int | None = None,
+    quantiles: Sequence[float] = QUANTILES,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
     """The model's loss per frame: each clip's mean over the frame's visual tokens, then spread over clips.
 
     `frame_loss` (mean of the clip means, equal to the token mean when no loss is missing), `_std`,
-    `_quantile`, `frame_count` (clips). Special tokens (pos_frame −1) belong to no frame.
+    `_quantile`, `frame_count` (clips). Special tokens (pos_frame −1) belong to no frame. The clip means
+    are taken a block of clips at a time (`block_bytes`).
     """
     ds = _prepared(ds, kind, "loss")
     f, _, _ = grid_of(ds)
     frames = int(f.max()) + 1
-    loss = np.asarray(ds["loss"].transpose("clip", "position").values, dtype=np.float64)
-    mean, std, qs, count = _spread(_frame_means(loss, f, frames), quantiles)
+    pieces = read_clips(ds, ("loss",), block_bytes, _SPREAD_BYTES)
+    means = np.concatenate([_frame_means(v["loss"].astype(np.float64), f, frames) for _, v in pieces])
+    mean, std, qs, count = _spread(means, quantiles)
     return xr.Dataset(
         {
             "frame_loss": ("frame", mean, {"long_name": "mean loss per frame over clips", **NATS}),
@@ -202,21 +239,25 @@ def loss_by_frame(
     )
 
 
-def copy_accuracy(ds: xr.Dataset, *, kind: str | int | None = None) -> xr.Dataset:
+def copy_accuracy(
+    ds: xr.Dataset, *, kind: str | int | None = None, block_bytes: int = BLOCK_BYTES
+) -> xr.Dataset:
     """Fraction of tokens equal to the token at the same (row, col) one frame earlier, per position and frame.
 
-    Needs no fitting, so it uses every selected clip; NaN on frame 0 and the special tokens.
+    Needs no fitting, so it uses every selected clip; NaN on frame 0 and the special tokens. Matches are
+    counted a block of clips at a time (`block_bytes`).
     """
     ds = _prepared(ds, kind, "tokens")
     f, r, c = grid_of(ds)
     prev = previous_frame_position(f, r, c)
-    tokens = np.asarray(ds["tokens"].transpose("clip", "position").values)
     has = prev >= 0
-    match = np.full(tokens.shape, np.nan)
-    match[:, has] = tokens[:, has] == tokens[:, prev[has]]
+    matches = np.zeros(int(has.sum()))
+    for _, v in read_clips(ds, ("tokens",), block_bytes, _SPREAD_BYTES):
+        matches += (v["tokens"][:, has] == v["tokens"][:, prev[has]]).sum(axis=0)
     frames = int(f.max()) + 1
     # Every clip has the same tokens per frame, so the mean over clips of clip means is the token mean.
-    by_position = match.mean(axis=0)
+    by_position = np.full(f.size, np.nan)
+    by_position[has] = matches / ds.sizes["clip"]
     by_frame = _frame_means(by_position, f, frames)
     return xr.Dataset(
         {
@@ -244,6 +285,27 @@ def _split(clips: int, fit: str, seed: int) -> tuple[np.ndarray, np.ndarray, str
     return np.sort(order[: clips // 2]), np.sort(order[clips // 2 :]), "half of the clips, held out"
 
 
+def _wb_table(keys: np.ndarray, counts: np.ndarray, codes: int, n_ctx: int) -> tuple[np.ndarray, ...]:
+    """A fitted Witten-Bell table from the fit pairs' sorted keys h·codes + x and their counts: (keys,
+    counts, c(h) the pairs of each context h, T(h) the distinct tokens seen after it)."""
+    context = keys // codes
+    c_h = np.bincount(context, weights=counts, minlength=n_ctx)  # integer sums, exact in float64
+    t_h = np.bincount(context, minlength=n_ctx).astype(np.float64)
+    return keys, counts, c_h, t_h
+
+
+def _wb_loss(table: tuple[np.ndarray, ...], h_eval: np.ndarray, x_eval: np.ndarray, unigram: np.ndarray):
+    """−log p(x | h) on the evaluation pairs (context ids h, codes x) from a table of `_wb_table`."""
+    keys, counts, c_h, t_h = table
+    lookup = h_eval * unigram.size + x_eval
+    at = np.minimum(np.searchsorted(keys, lookup), keys.size - 1)
+    c_hx = np.where(keys[at] == lookup, counts[at], 0).astype(np.float64)
+    ch, th, u = c_h[h_eval], t_h[h_eval], unigram[x_eval]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(ch > 0, (c_hx + th * u) / np.maximum(ch + th, 1), u)  # unseen context: the unigram
+    return -np.log(p)
+
+
 def _witten_bell(
     context: tuple[np.ndarray, np.ndarray],
     target: tuple[np.ndarray, np.ndarray],
@@ -252,17 +314,103 @@ def _witten_bell(
 ) -> np.ndarray:
     """−log p(target | context) on the evaluation pairs, fitted on the fit pairs (both given as (fit, eval))."""
     (h_fit, h_eval), (x_fit, x_eval) = context, target
-    codes = unigram.size
-    keys, counts = np.unique(h_fit * codes + x_fit, return_counts=True)  # sparse (context, token) table
-    c_h = np.bincount(h_fit, minlength=n_ctx).astype(np.float64)
-    t_h = np.bincount(keys // codes, minlength=n_ctx).astype(np.float64)
-    lookup = h_eval * codes + x_eval
-    at = np.minimum(np.searchsorted(keys, lookup), keys.size - 1)
-    c_hx = np.where(keys[at] == lookup, counts[at], 0).astype(np.float64)
-    ch, th, u = c_h[h_eval], t_h[h_eval], unigram[x_eval]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(ch > 0, (c_hx + th * u) / np.maximum(ch + th, 1), u)  # unseen context: the unigram
-    return -np.log(p)
+    keys, counts = np.unique(h_fit * unigram.size + x_fit, return_counts=True)  # sparse (context, token)
+    return _wb_loss(_wb_table(keys, counts, unigram.size, n_ctx), h_eval, x_eval, unigram)
+
+
+@dataclass
+class _Baselines:
+    """The trivial predictors fitted on the fit clips: what `_block_losses` needs to score any clip."""
+
+    visual: np.ndarray  # visual positions
+    pairs: dict[int, tuple[np.ndarray, np.ndarray]]  # predictor row → (positions, their context positions)
+    vocab: int
+    offset: int
+    source: str
+    unigram: np.ndarray  # (codes,)
+    tables: dict[int, tuple[np.ndarray, ...]]  # predictor row → Witten-Bell table (`_wb_table`)
+    fit_idx: np.ndarray
+    eval_idx: np.ndarray
+    how: str
+    block_bytes: int  # of the cache read at once by the evaluation pass
+
+
+def _fit_baselines(
+    ds: xr.Dataset, fit: str, alpha: float, seed: int, vocab_size: int | None, block_bytes: int
+) -> _Baselines:
+    """Unigram and the two Witten-Bell conditionals, counted a block of clips at a time: the counts of
+    the blocks add up to those of all fit clips at once, so the fit is the same whatever the blocks."""
+    if not alpha > 0:
+        raise AnalysisError(f"alpha (add-α smoothing of the unigram) must be positive, got {alpha}")
+    f, r, c = grid_of(ds)
+    visual = np.flatnonzero(f >= 0)
+    prev_frame = previous_frame_position(f, r, c)
+    later = visual[prev_frame[visual] >= 0]  # visual positions of frames ≥ 1
+    pairs = {
+        row: (at, before) for row, at, before in ((1, later, prev_frame[later]), (3, visual, visual - 1))
+    }
+    pairs = {row: v for row, v in pairs.items() if v[0].size}  # one-frame clips: nothing to copy from
+    fit_idx, eval_idx, how = _split(ds.sizes["clip"], fit, seed)
+    in_fit = np.zeros(ds.sizes["clip"], dtype=bool)
+    in_fit[fit_idx] = True
+    low, high, code_low = np.inf, -np.inf, np.inf
+    ids = np.zeros(0, dtype=np.int64)  # fit-clip counts of each visual token id
+    # (context id, token id) as one key with the token id in the low 32 bits: the same order as the
+    # table's h·codes + code, which needs the vocabulary size, known only after this pass.
+    pair_counts = {row: KeyCounts() for row in pairs}
+    for clips, v in read_clips(ds, ("tokens",), block_bytes, _FIT_BYTES):
+        t = v["tokens"].astype(np.int64)
+        low, high = min(low, int(t.min())), max(high, int(t.max()))
+        code_low = min(code_low, int(t[:, visual].min()))
+        fitted = t[in_fit[clips]]
+        if low < 0 or not len(fitted):  # negative ids are refused below, once all are seen
+            continue
+        seen = np.bincount(fitted[:, visual].ravel())
+        ids = np.pad(ids, (0, max(0, seen.size - ids.size)))
+        ids[: seen.size] += seen
+        for row, (at, before) in pairs.items():
+            pair_counts[row].add(*np.unique((fitted[:, before] << 32) | fitted[:, at], return_counts=True))
+    vocab, offset, source = vocabulary(ds, high, vocab_size)
+    if low < 0 or high >= vocab or code_low - offset < 0:
+        raise AnalysisError(
+            f"tokens must be ids in [0, {vocab}) with visual codes (≥ {offset}) at visual positions, "
+            f"got ids in [{low}, {high}]; pass vocab_size= if the cache lacks model_config"
+        )
+    counts = np.zeros(vocab - offset, dtype=np.int64)
+    counts[: max(0, ids.size - offset)] = ids[offset:]
+    unigram = (counts + alpha) / (counts.sum() + alpha * counts.size)
+    tables = {}
+    for row, counter in pair_counts.items():
+        keys, n = counter.result()
+        keys = (keys >> 32) * unigram.size + (keys & 0xFFFFFFFF) - offset  # h·codes + code, order kept
+        tables[row] = _wb_table(keys, n, unigram.size, vocab)
+    return _Baselines(
+        visual, pairs, vocab, offset, source, unigram, tables, fit_idx, eval_idx, how, block_bytes
+    )
+
+
+def _block_losses(fitted: _Baselines, tokens: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Per-token losses (predictor, clip, position) of a block of clips' tokens and model losses."""
+    visual = fitted.visual
+    out = np.full((len(PREDICTORS), tokens.shape[0], tokens.shape[1]), np.nan)
+    out[0][:, visual] = loss[:, visual]
+    out[2][:, visual] = -np.log(fitted.unigram[tokens[:, visual] - fitted.offset])
+    for row, (at, before) in fitted.pairs.items():
+        context, target = tokens[:, before].ravel(), tokens[:, at].ravel() - fitted.offset
+        losses = _wb_loss(fitted.tables[row], context, target, fitted.unigram)
+        out[row][:, at] = losses.reshape(tokens.shape[0], at.size)
+    return out
+
+
+def _evaluation_blocks(ds: xr.Dataset, fitted: _Baselines):
+    """Per-token losses (predictor, clip, position) of the evaluation clips, a piece of clips at a time."""
+    in_eval = np.zeros(ds.sizes["clip"], dtype=bool)
+    in_eval[fitted.eval_idx] = True
+    for clips, v in read_clips(ds, ("tokens", "loss"), fitted.block_bytes, _EVAL_BYTES):
+        keep = in_eval[clips]
+        if keep.any():
+            t, loss = v["tokens"][keep].astype(np.int64), v["loss"][keep].astype(np.float64)
+            yield _block_losses(fitted, t, loss)
 
 
 def predictor_losses(
@@ -273,56 +421,39 @@ def predictor_losses(
     alpha: float = 0.5,
     seed: int = 0,
     vocab_size: int | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.DataArray:
     """Per-token loss (predictor, clip, position) of the model and the trivial predictors, evaluation clips only.
 
     Predictors are `PREDICTORS`; values are NaN off the visual tokens (the model's end-token loss
     included, so that every row covers the same tokens) and, for `copy`, on frame 0. See the module
     docstring for the predictors, the smoothing and the fit split; `vocab_size` (special ids included)
-    overrides the cache's model config.
+    overrides the cache's model config. The baselines are counted and scored a block of clips at a time
+    (`block_bytes`); the result itself holds every evaluation clip (`redundancy` keeps only its means).
     """
     ds = _prepared(ds, kind, "tokens", "loss")
-    if not alpha > 0:
-        raise AnalysisError(f"alpha (add-α smoothing of the unigram) must be positive, got {alpha}")
-    f, r, c = grid_of(ds)
-    tokens = np.asarray(ds["tokens"].transpose("clip", "position").values, dtype=np.int64)
-    vocab, offset, source = _vocabulary(ds, tokens, vocab_size)
-    visual = np.flatnonzero(f >= 0)
-    codes = tokens[:, visual] - offset  # (clip, visual position)
-    if tokens.min() < 0 or tokens.max() >= vocab or codes.min() < 0:
-        raise AnalysisError(
-            f"tokens must be ids in [0, {vocab}) with visual codes (≥ {offset}) at visual positions, "
-            f"got ids in [{tokens.min()}, {tokens.max()}]; pass vocab_size= if the cache lacks model_config"
-        )
-    fit_idx, eval_idx, how = _split(tokens.shape[0], fit, seed)
+    fitted = _fit_baselines(ds, fit, alpha, seed, vocab_size, block_bytes)
+    out = np.concatenate(list(_evaluation_blocks(ds, fitted)), axis=1)
+    return _predictor_array(ds, fitted, out, alpha, seed)
 
-    counts = np.bincount(codes[fit_idx].ravel(), minlength=vocab - offset)
-    unigram = (counts + alpha) / (counts.sum() + alpha * counts.size)
-    out = np.full((len(PREDICTORS), eval_idx.size, f.size), np.nan)
-    model = np.asarray(ds["loss"].transpose("clip", "position").values, dtype=np.float64)[eval_idx]
-    out[0][:, visual] = model[:, visual]
-    out[2][:, visual] = -np.log(unigram[codes[eval_idx]])
 
-    prev_frame = previous_frame_position(f, r, c)
-    later = visual[prev_frame[visual] >= 0]  # visual positions of frames ≥ 1
-    for row, at, before in ((1, later, prev_frame[later]), (3, visual, visual - 1)):
-        if at.size == 0:
-            continue  # one-frame clips: nothing to copy from
-        context = (tokens[fit_idx][:, before].ravel(), tokens[eval_idx][:, before].ravel())
-        target = (tokens[fit_idx][:, at].ravel() - offset, tokens[eval_idx][:, at].ravel() - offset)
-        out[row][:, at] = _witten_bell(context, target, unigram, vocab).reshape(eval_idx.size, at.size)
-
+def _predictor_array(ds: xr.Dataset, fitted: _Baselines, out, alpha: float, seed: int) -> xr.DataArray:
+    eval_idx = fitted.eval_idx
     clip_ids = ds["clip"].values[eval_idx] if "clip" in ds.coords else eval_idx
     return xr.DataArray(
         out,
         dims=("predictor", "clip", "position"),
         coords={"predictor": list(PREDICTORS), "clip": clip_ids, **_position_coords(ds)},
         name="loss",
-        attrs={
-            **NATS, "baseline_fit": how, "fit_clips": int(fit_idx.size), "eval_clips": int(eval_idx.size),
-            "alpha": float(alpha), "vocab_size": vocab, "vocab_source": source, "seed": int(seed),
-        },
-    )  # fmt: skip
+        attrs={**NATS, **_fit_attrs(fitted, alpha, seed)},
+    )
+
+
+def _fit_attrs(fitted: _Baselines, alpha: float, seed: int) -> dict:
+    return {
+        "baseline_fit": fitted.how, "fit_clips": int(fitted.fit_idx.size), "eval_clips": int(fitted.eval_idx.size),
+        "alpha": float(alpha), "vocab_size": fitted.vocab, "vocab_source": fitted.source, "seed": int(seed),
+    }  # fmt: skip
 
 
 def redundancy(
@@ -334,6 +465,7 @@ def redundancy(
     seed: int = 0,
     quantiles: Sequence[float] = QUANTILES,
     vocab_size: int | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
     """Everything Fig. 10 needs, and the baselines beside it, in one Dataset.
 
@@ -346,25 +478,33 @@ def redundancy(
     `first_to_later_ratio` (> 1 when later frames are easier), `in_context_score` (last frame minus first
     frame, nats: Olsson et al.'s late-minus-early loss at frame granularity), the same later-frames mean
     per baseline (`later_frames_<predictor>`), and the fit description of `predictor_losses`.
+
+    The cache is read `block_bytes` at a time (blocks of clips; blocks of positions for the quantiles),
+    never whole, so a store larger than memory works; the numbers do not depend on the blocks beyond
+    the order of float64 sums.
     """
     ds = _prepared(ds, kind, "tokens", "loss")
-    per_token = predictor_losses(ds, fit=fit, alpha=alpha, seed=seed, vocab_size=vocab_size)
+    fitted = _fit_baselines(ds, fit, alpha, seed, vocab_size, block_bytes)
     f, _, _ = grid_of(ds)
     frames = int(f.max()) + 1
     # Token means over the evaluation clips: pool the clips, then the positions of each frame.
-    values = per_token.values  # (predictor, clip, position)
-    finite = np.isfinite(values)
-    sums = np.where(finite, values, 0.0).sum(axis=1)  # (predictor, position)
-    counts = finite.sum(axis=1).astype(np.float64)
+    sums = np.zeros((len(PREDICTORS), f.size))  # (predictor, position)
+    counts = np.zeros((len(PREDICTORS), f.size))
+    for block in _evaluation_blocks(ds, fitted):  # (predictor, clip, position)
+        finite = np.isfinite(block)
+        # The running sum goes first and the clips are added to it one by one, as a sum over all the
+        # evaluation clips at once adds them: the same float64 result whatever the blocks.
+        sums = np.concatenate([sums[:, None], np.where(finite, block, 0.0)], axis=1).sum(axis=1)
+        counts += finite.sum(axis=1)
     onehot = (f[:, None] == np.arange(frames)[None, :]).astype(np.float64)  # (position, frame)
     with np.errstate(invalid="ignore", divide="ignore"):
         by_position = np.where(counts > 0, sums / counts, np.nan)
         frame_pred = np.where(counts @ onehot > 0, (sums @ onehot) / (counts @ onehot), np.nan)
     out = xr.merge(
         [
-            loss_by_position(ds, quantiles=quantiles),
-            loss_by_frame(ds, quantiles=quantiles),
-            copy_accuracy(ds),
+            loss_by_position(ds, quantiles=quantiles, block_bytes=block_bytes),
+            loss_by_frame(ds, quantiles=quantiles, block_bytes=block_bytes),
+            copy_accuracy(ds, block_bytes=block_bytes),
             xr.Dataset(
                 {
                     "position_predictor_loss": (("predictor", "position"), by_position, NATS),
@@ -394,7 +534,7 @@ def redundancy(
         attrs[f"later_frames_{name}"] = (
             float(np.nanmean(later_pred)) if np.isfinite(later_pred).any() else float("nan")
         )
-    attrs.update({k: v for k, v in per_token.attrs.items() if k != "units"})
+    attrs.update(_fit_attrs(fitted, alpha, seed))
     out.attrs = attrs
     return out
 
