@@ -267,7 +267,7 @@ def test_layers_argument_and_result_layout():
         (lambda ds: ds.drop_vars("acts_pooled"), {}, "toto-lens extract --ckpt tiny --acts pooled"),
         (lambda ds: ds.drop_vars("acts_token"), {"probes": ("attention",)}, "no acts_token"),
         (lambda ds: ds.drop_vars("motion"), {"tasks": ("motion",)}, "coordinate 'motion'"),
-        (lambda ds: ds, {"tasks": ("colour",)}, "unknown task(s) ['colour']; choose from digit, motion"),
+        (lambda ds: ds, {"tasks": ("colour",)}, "unknown task 'colour'; choose from digit, motion"),
         (lambda ds: ds, {"probes": ("mlp",)}, "unknown probe(s) ['mlp']"),
         (
             lambda ds: ds,
@@ -359,3 +359,14 @@ def test_cli_writes_curves_figure_and_table(tmp_path, capsys, suffix):
     assert "best layer" in stdout and "digit" in stdout and "linear" in stdout
     code, _, stderr = run_cli(capsys, "probe", "--ckpt", "tiny", "--out", str(tmp_path / "x.csv"))
     assert code == 2 and ".nc" in stderr, "a wrong --out suffix should be one error line"
+
+
+def test_a_sources_own_class_labels_are_probed_by_name():
+    ds = make_cache(n_clips=40)
+    ds = ds.assign_coords(camera=("clip", ds["digit"].values % 2), frame_label=ds["frame_digit"] % 3)
+    result = probe_layers(ds, tasks=("camera", "frame_label"), seeds=(0,))
+    assert list(result["task"].values) == ["camera", "frame_label"]
+    assert list(result["metric"].values) == ["accuracy", "accuracy"], "integer labels are classes"
+    assert np.isfinite(result["val_score"].values).all(), "every layer of both label tasks must be scored"
+    with pytest.raises(AnalysisError, match="or this cache's labels: camera, frame_label"):
+        probe_layers(ds, tasks=("weather",), seeds=(0,))

@@ -39,12 +39,19 @@ def test_fit_train_extract_and_study_colour_clips(colour_folder, tmp_path, capsy
                            "--train-clips", "16", "--val-clips", "8")  # fmt: skip
     assert code == 0, err
     store = tmp_path / "colour.zarr"
-    code, _, err = run_cli(capsys, "extract", "--ckpt", "colour", "--split", "val", "--clips", "8",
+    code, _, err = run_cli(capsys, "extract", "--ckpt", "colour", "--split", "val", "--clips", "24",
                            "--out", str(store))  # fmt: skip
     assert code == 0, err
     ds = open_cache(path=store)
     assert ds["label"].attrs["flag_meanings"] == "blue green red" and "masks" not in ds
-    assert ds["frame_label"].shape == (8, 4) and set(np.unique(ds["frame_label"].values)) <= {0, 1, 2}
+    assert ds["frame_label"].shape == (24, 4) and set(np.unique(ds["frame_label"].values)) <= {0, 1, 2}
+    probing = studies.probing("colour", cache=ds, seeds=2)  # no --task: the folders' labels, by name
+    assert list(probing.result["task"].values) == ["label", "frame_label"], (
+        "the source's labels are the tasks"
+    )
+    best = probing.result["val_score"].sel(task="frame_label", probe="linear").mean("seed").max()
+    chance = float(probing.result["chance"].sel(task="frame_label"))
+    assert float(best) > chance + 0.3, f"colour decodes at {float(best):.2f} against chance {chance:.2f}"
     frames = tok.decode(ds["tokens"].values[0, 1:-1].reshape(4, *tok.grid) - 4)  # codes start at id 4
     assert frames.shape == (4, 32, 32, 3), "decoded frames of a colour tokenizer carry their channels"
     assert studies.attention("colour", cache=ds, clip=0).result["frames"].shape == (4, 32, 32)

@@ -77,6 +77,31 @@ register_task(
 register_task(ProbeTask("frame_digit", CLASSIFICATION, "frame_digit", per_frame=True))
 
 
+def label_tasks(ds: xr.Dataset) -> list[str]:
+    """The cache's own class labels that `resolve_task` probes by name (integer coordinates along clip,
+    or clip and frame: `label`, `frame_label`, a labels.csv column), registered tasks and `kind` left out."""
+    return [
+        str(name) for name, c in ds.coords.items()
+        if name not in TASKS and name != "kind" and c.dims in (("clip",), ("clip", "frame"))
+        and np.issubdtype(c.dtype, np.integer) and name != "clip"
+    ]  # fmt: skip
+
+
+def resolve_task(ds: xr.Dataset, name: str) -> ProbeTask:
+    """A registered task, or one of the cache's class labels (`label_tasks`) probed by its name: (clip,)
+    labels per clip, (clip, frame) labels per frame; -1 means no label."""
+    if name in TASKS:
+        return TASKS[name]
+    if name in label_tasks(ds):
+        per_frame = ds[name].dims == ("clip", "frame")
+        return ProbeTask(name, CLASSIFICATION, name, per_frame=per_frame, unlabelled=f"no clip has a {name}")
+    own = label_tasks(ds)
+    raise AnalysisError(
+        f"unknown task {name!r}; choose from {', '.join(TASKS)}"
+        + (f", or this cache's labels: {', '.join(own)}" if own else "")
+    )
+
+
 def checkpoint_name(ds: xr.Dataset) -> str:
     """The checkpoint's name from the cache's attributes, for messages; else NAME."""
     return str(dict_attr(ds.attrs, "checkpoint").get("name", "NAME"))

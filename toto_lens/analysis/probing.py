@@ -54,6 +54,7 @@ from toto_lens.analysis.probe_inputs import (  # the registry is re-exported: us
     dataset_name,
     register_task,  # noqa: F401
     require,
+    resolve_task,
     select_layers,
     split_rows,
     task_rows,
@@ -113,10 +114,12 @@ def probe_layers(
     features (as float32) read and fitted at once: a group of layers, at least one.
     """
     tasks, probes = list(tasks), list(probes)
-    for names, known, what in ((tasks, TASKS, "task"), (probes, PROBES, "probe")):
-        unknown = [t for t in names if t not in known]
-        if unknown or not names:
-            raise AnalysisError(f"unknown {what}(s) {unknown or names}; choose from {', '.join(known)}")
+    unknown = [p for p in probes if p not in PROBES]
+    if unknown or not probes:
+        raise AnalysisError(f"unknown probe(s) {unknown or probes}; choose from {', '.join(PROBES)}")
+    if not tasks:
+        raise AnalysisError(f"name at least one task: {', '.join(TASKS)}, or a class label of the cache")
+    specs = {t: resolve_task(ds, t) for t in tasks}  # registered, or a source's own label by name
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise AnalysisError(f"seeds must be distinct and at least one, got {seeds}")
@@ -124,9 +127,9 @@ def probe_layers(
         raise AnalysisError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     layer_list = select_layers(ds, layers)
     for p in probes:  # a missing variable or label fails before any fitting starts
-        for per_frame in {TASKS[t].per_frame for t in tasks}:
+        for per_frame in {specs[t].per_frame for t in tasks}:
             require(ds, PROBES[p][per_frame])
-    labelled = [task_rows(ds, TASKS[t]) for t in tasks]
+    labelled = [task_rows(ds, specs[t]) for t in tasks]
     from toto_lens.analysis.attention_probes import AttentionConfig, fit_attention
     from toto_lens.analysis.probes import fit_linear
 
@@ -136,8 +139,8 @@ def probe_layers(
     counts = np.zeros((2, len(tasks), len(probes), len(seeds)), dtype=np.int64)  # train, val clips
     chance = np.zeros(len(tasks))
     features = CacheFeatures(ds, layer_list, block_bytes)
-    pairs = [(t, p) for t in tasks for p in probes if TASKS[t].probes is None or p in TASKS[t].probes]
-    for ti, (task, rows) in enumerate(zip((TASKS[t] for t in tasks), labelled, strict=True)):
+    pairs = [(t, p) for t in tasks for p in probes if specs[t].probes is None or p in specs[t].probes]
+    for ti, (task, rows) in enumerate(zip((specs[t] for t in tasks), labelled, strict=True)):
         splits = []
         for seed in seeds:
             rng = np.random.default_rng(seed)  # the outer split is split_clips(…, seed, …)'s
@@ -187,7 +190,7 @@ def probe_layers(
             best, took = float(np.max(out["val_score"][ti, pi].mean(1))), time.perf_counter() - t0
             report(progress, "probe", done, len(pairs), "curves", last=f"{task.name}/{probe}",
                    best=round(best, 3), seconds=round(took, 1))  # fmt: skip
-    return _result(ds, tasks, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)
+    return _result(ds, specs, probes, layer_list, seeds, out, counts, chance, val_fraction, l2, cfg)
 
 
 def ticker(progress: Progress | None, task: str, total: int, unit: str):
@@ -204,13 +207,14 @@ def ticker(progress: Progress | None, task: str, total: int, unit: str):
     return tick
 
 
-def _result(ds, tasks, probes, layers, seeds, out, counts, chance, val_fraction, l2, cfg) -> xr.Dataset:
+def _result(ds, specs, probes, layers, seeds, out, counts, chance, val_fraction, l2, cfg) -> xr.Dataset:
+    tasks = list(specs)
     dims = ("task", "probe", "layer", "seed")
     if "depth" in ds.coords:
         depth = np.asarray(ds["depth"].sel(layer=layers).values, dtype=np.float64)
     else:  # an older or hand-made cache: the deepest cached layer stands for the last block
         depth = np.asarray(layers, dtype=np.float64) / max(1, max(int(v) for v in ds["layer"].values))
-    metric = ["accuracy" if TASKS[t].kind == CLASSIFICATION else "r2" for t in tasks]
+    metric = ["accuracy" if specs[t].kind == CLASSIFICATION else "r2" for t in tasks]
     return xr.Dataset(
         {
             "train_score": (dims, out["train_score"], {"long_name": "train score"}),

@@ -24,11 +24,13 @@ def probe(
     dataset: DatasetOpt = None,
     cache: CacheOpt = None,
     task: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--task", help="Tasks, comma-separated: digit, motion, position, velocity, frame_digit."
+            "--task",
+            help="Tasks, comma-separated: digit, motion, position, velocity, frame_digit, or a class label of "
+            "the cache (label, frame_label …). Default: digit,motion, or the cache's own labels.",
         ),
-    ] = "digit,motion",
+    ] = None,
     probe_kind: Annotated[
         str, typer.Option("--probe", help="Probes, comma-separated: linear, attention, attention-mlp.")
     ] = "linear",

@@ -32,7 +32,7 @@ def probing(
     *,
     cache: Any = None,
     dataset: str | None = None,
-    tasks: str | Sequence[str] = ("digit", "motion"),
+    tasks: str | Sequence[str] | None = None,
     probes: str | Sequence[str] = ("linear",),
     seeds: int | Sequence[int] = 3,
     layers: str | Sequence[int] = "all",
@@ -44,7 +44,9 @@ def probing(
     One curve per task and probe over layer and depth, mean ± std over seeds, scored on held-out clips;
     the summary gives each curve's best layer. Several checkpoints (e.g. the trained model and its
     untrained copy, `toto-lens init --like`) are probed alike on their caches of the same dataset and
-    stacked along `checkpoint`; the figure draws them side by side. Options as `toto-lens probe`.
+    stacked along `checkpoint`; the figure draws them side by side. Options as `toto-lens probe`;
+    tasks None: digit and motion on the bundled data's caches, else every class label the cache's source
+    declared (`label`, `frame_label`, a labels.csv column …), probed by name.
     """
     import xarray as xr
 
@@ -58,8 +60,9 @@ def probing(
     ckpts = list(ckpt) if many else [ckpt]
     if many and (not ckpts or cache is not None):
         raise StudyError("probe several checkpoints by name (each reads its own cache), not with a cache")
-    task_list, probe_list, seed_values = names(tasks), names(probes), seed_list(seeds)
+    probe_list, seed_values = names(probes), seed_list(seeds)
     caches = [open_study_cache(one, cache, dataset) for one in ckpts]  # every store found before fitting
+    task_list = names(tasks) if tasks is not None else default_tasks(caches[0])
     results = []
     for ds in caches:
         layer_list = None
@@ -143,3 +146,16 @@ def probing_summary(result: Any) -> Summary:
         rows=table,
         data={"rows": rows},
     )
+
+
+def default_tasks(ds: Any) -> list[str]:
+    """digit and motion where the cache has them (the bundled data), else the cache's own class labels."""
+    from toto_lens.analysis.probe_inputs import label_tasks
+
+    bundled = [t for t in ("digit", "motion") if t in ds.coords]
+    if bundled:
+        return bundled
+    own = label_tasks(ds)
+    if not own:
+        raise StudyError("this cache has no class label to probe; name a task with --task")
+    return own

@@ -20,8 +20,8 @@ import numpy as np
 from toto_lens.analysis.probe_inputs import (
     CLASSIFICATION,
     PROBES,
-    TASKS,
     CacheFeatures,
+    resolve_task,
     split_rows,
     task_rows,
 )
@@ -74,7 +74,7 @@ class ProbeFitter:
 
     def rows(self, task: str):
         if task not in self._rows:
-            self._rows[task] = task_rows(self.ds, TASKS[task])
+            self._rows[task] = task_rows(self.ds, resolve_task(self.ds, task))
         return self._rows[task]
 
     def predict(self, task: str, layer: int, seed: int = 0) -> ProbePredictions:
@@ -94,7 +94,7 @@ class ProbeFitter:
         The task's rows and features are read here first: the thread only fits (numpy and torch release
         the interpreter in their kernels, so the notebook stays responsive meanwhile).
         """
-        spec = TASKS[task]
+        spec = resolve_task(self.ds, task)
         self.rows(task)
         self.features.get(PROBES["linear"][spec.per_frame], spec.per_frame)
         if self._pool is None:
@@ -123,7 +123,7 @@ class ProbeFitter:
     def _fit(self, task: str, layer: int, seed: int) -> ProbePredictions:
         from toto_lens.analysis.probing import _split
 
-        spec, rows = TASKS[task], self.rows(task)
+        spec, rows = resolve_task(self.ds, task), self.rows(task)
         rng = np.random.default_rng(seed)  # the outer split, then the inner one, as probe_layers draws them
         tr, va = _split(rng, len(rows.clips), self.val_fraction, rows.strata)
         inner = _split(rng, len(tr), self.val_fraction, None if rows.strata is None else rows.strata[tr])
