@@ -37,6 +37,7 @@ _EXPORTS = {
     "decode_ngram_keys": "toto_lens.analysis.ngrams",
     "ngram_stats": "toto_lens.analysis.ngrams",
     "compare_ngram_stats": "toto_lens.analysis.ngrams",
+    "cache_ngram_stats": "toto_lens.analysis.ngrams",
     "probe_layers": "toto_lens.analysis.probing",
     "summarise_probes": "toto_lens.analysis.probing",
     "best_probe_layer": "toto_lens.analysis.probing",
@@ -52,7 +53,14 @@ _EXPORTS = {
     "induction_detector_score": "toto_lens.analysis.induction",
 }
 
-__all__ = ["AnalysisError", "compare_ngram_stats", "decode_ngram_keys", "ngram_counts", "ngram_stats"]
+__all__ = [
+    "AnalysisError",
+    "cache_ngram_stats",
+    "compare_ngram_stats",
+    "decode_ngram_keys",
+    "ngram_counts",
+    "ngram_stats",
+]
 __all__ += ["best_probe_layer", "probe_layers", "summarise_probes"]
 __all__ += ["copy_accuracy", "loss_by_frame", "loss_by_position", "loss_redundancy", "predictor_losses"]
 __all__ += ["induction_detector_score"]
@@ -66,7 +74,13 @@ if TYPE_CHECKING:
         previous_row_score,
         stack_checkpoints,
     )
-    from toto_lens.analysis.ngrams import compare_ngram_stats, decode_ngram_keys, ngram_counts, ngram_stats
+    from toto_lens.analysis.ngrams import (
+        cache_ngram_stats,
+        compare_ngram_stats,
+        decode_ngram_keys,
+        ngram_counts,
+        ngram_stats,
+    )
     from toto_lens.analysis.probing import best_probe_layer, probe_layers, summarise_probes
     from toto_lens.analysis.redundancy import (
         copy_accuracy,
