@@ -67,7 +67,8 @@ class ExtractRequest:
         if self.dtype not in DTYPES:
             hint = "; to compute in bfloat16 pass --autocast bfloat16" if self.dtype == "bfloat16" else ""
             raise ConfigError(
-                f"--dtype is the storage dtype of activations: one of {', '.join(DTYPES)}, got {self.dtype!r}{hint}"
+                f"--dtype must be one of {', '.join(DTYPES)} (the storage dtype of activations), got "
+                f"{self.dtype!r}{hint}"
             )
         if self.autocast not in AUTOCAST:
             raise ConfigError(f"--autocast must be one of {', '.join(AUTOCAST)}, got {self.autocast!r}")
