@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 # CPU build by default; GPU users: make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-# Test workers (pytest-xdist): 0 = one process (what CI runs); `make test TEST_WORKERS=2` runs each test
-# file whole on one of two workers (--dist loadfile).
-TEST_WORKERS ?= 0
+# Test workers (pytest-xdist): each test file runs whole on one of two workers (--dist loadfile), what CI
+# runs: 20 min on 2 cores where one process takes over 30; `make test TEST_WORKERS=0` runs one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup test test-fast demo figures browser notebooks lint format bench clean
 
@@ -18,7 +18,8 @@ setup:
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@$(BIN)/toto-lens --version
 
-test:
+# The JupyterLab test and the report's PNGs drive Chromium: `browser` installs it first when missing.
+test: browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 test-fast:

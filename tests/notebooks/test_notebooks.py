@@ -52,7 +52,7 @@ def test_notebook_runs_top_to_bottom(name, notebook_cache, tmp_path, monkeypatch
 
     monkeypatch.setenv("TOTO_LENS_CACHE", str(notebook_cache))  # the kernel inherits this environment
     # Beside a second pytest-xdist worker (`make test`) the kernel shares the 2 cores: half again as long.
-    budget = BUDGET[name] * (1.5 if os.environ.get("PYTEST_XDIST_WORKER") else 1.0)
+    budget = int(BUDGET[name] * (1.5 if os.environ.get("PYTEST_XDIST_WORKER") else 1.0))  # papermill: int
     out = tmp_path / f"{name}.ipynb"
     start = time.perf_counter()
     papermill.execute_notebook(
