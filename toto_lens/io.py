@@ -23,6 +23,18 @@ from typing import Any
 from toto_lens.errors import TotoLensError
 
 
+def rename_over(tmp: Path, target: Path) -> None:
+    """`tmp` becomes `target`; rename(2) cannot replace a folder, so an existing one is moved aside first,
+    then removed."""
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rename(target, old / target.name)
+        os.rename(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
+
+
 @contextmanager
 def atomic_folder(
     target: str | os.PathLike, *, overwrite: bool = False, error: type[TotoLensError] = TotoLensError
@@ -39,13 +51,7 @@ def atomic_folder(
             if p.is_file():
                 with open(p, "rb") as f:
                     os.fsync(f.fileno())
-        if target.exists():  # rename(2) cannot replace a folder: move the old one aside, then remove it
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rename(target, old / target.name)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
+        rename_over(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 from toto_lens import distributed as D
 from toto_lens.checkpoints import read_extra, read_metadata, save_checkpoint
 from toto_lens.errors import CheckpointError, ConfigError, TotoLensError
-from toto_lens.io import read_json, to_json
+from toto_lens.io import read_json, rename_over, to_json
 from toto_lens.train.config import TrainConfig
 
 LOG = "train_log.jsonl"
@@ -199,7 +198,7 @@ def save_sharded(
                 os.fsync(f.fileno())
     D.barrier(info)  # every rank's shards are on disk
     if info.main:
-        _rename_over(tmp, target)  # a step saved before only by a run started over with --overwrite
+        rename_over(tmp, target)  # a step saved before only by a run started over with --overwrite
         for old in [*root.glob("step-*"), *root.glob(".step-*")]:  # and what killed saves left
             if old != target:
                 shutil.rmtree(old, ignore_errors=True)
@@ -264,17 +263,6 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
         yield
-
-
-def _rename_over(tmp: Path, target: Path) -> None:
-    """`tmp` becomes `target`; an existing `target` is moved aside first, then removed."""
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.rename(target, old / target.name)
-        os.rename(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, target)
 
 
 def _full():

@@ -182,3 +182,17 @@ def folder_spec(scheme: str, listing: FileList, split: str, **extra: Any) -> dic
     return {"name": scheme, "path": str(listing.root.resolve()), "split": split,
             "split_rule": listing.split_rule, "files": len(listing.files),
             "classes": list(listing.class_names), **extra}  # fmt: skip
+
+
+class FolderSource:
+    """What both folder sources share once opened: their spec (recorded in stores) and their length."""
+
+    _spec: dict[str, Any]
+    n_clips: int
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self._spec)
+
+    def __len__(self) -> int:
+        return self.n_clips

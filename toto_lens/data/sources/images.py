@@ -20,6 +20,7 @@ from toto_lens.data.clip import Clip, check_index
 from toto_lens.data.labels import LabelSpec
 from toto_lens.data.moving import clip_rng
 from toto_lens.data.sources.files import (
+    FolderSource,
     check_mode,
     check_positive,
     fit_frame,
@@ -34,7 +35,7 @@ SCHEME = "image-folder"
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-class ImageFolder:
+class ImageFolder(FolderSource):
     """Sequences of F images from class subfolders (see the module docstring)."""
 
     OPTIONS: dict[str, Any] = {"frames": 16, "size": 32, "mode": "rgb"}
@@ -83,13 +84,6 @@ class ImageFolder:
             if self.class_names
             else ()
         )
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return dict(self._spec)
-
-    def __len__(self) -> int:
-        return self.n_clips
 
     def __getitem__(self, index: int) -> Clip:
         from PIL import Image

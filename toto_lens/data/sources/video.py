@@ -19,6 +19,7 @@ import numpy as np
 from toto_lens.data.clip import Clip, check_index
 from toto_lens.data.labels import LabelSpec
 from toto_lens.data.sources.files import (
+    FolderSource,
     check_mode,
     check_positive,
     csv_labels,
@@ -73,7 +74,7 @@ def read_frames(path: Path, indices: list[int], size: int, grey: bool) -> tuple[
     return out, seen
 
 
-class VideoFolder:
+class VideoFolder(FolderSource):
     """One clip per video of the split (see the module docstring)."""
 
     OPTIONS: dict[str, Any] = {"frames": 16, "stride": 4, "size": 32, "mode": "rgb", "start": 0}
@@ -130,13 +131,6 @@ class VideoFolder:
         self._spec = folder_spec(SCHEME, listing, split, n_clips=self.n_clips, seed=seed, frames=frames,
                                  stride=stride, size=size, mode=mode, start=start,
                                  skipped=[p.name for p, _ in skipped])  # fmt: skip
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return dict(self._spec)
-
-    def __len__(self) -> int:
-        return self.n_clips
 
     def __getitem__(self, index: int) -> Clip:
         i = check_index(index, self.n_clips, self.name)
