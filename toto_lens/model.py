@@ -162,6 +162,10 @@ class Block(nn.Module):
         return x + self.mlp(self.ffn_norm(x))
 
 
+def _no_reset(module: nn.Module) -> None:
+    """`reset_parameters` while `Toto.empty` builds: nothing."""
+
+
 class Toto(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -175,11 +179,26 @@ class Toto(nn.Module):
         self.build_rope()
         self.init_weights()
 
+    @classmethod
+    def empty(cls, config: ModelConfig) -> Toto:
+        """The model on the meta device, no initialiser run: for weights assigned next
+        (`load_state_dict(state, assign=True)`). Initialising meta tensors would import torch's compiler,
+        about 2 s of every checkpoint load, for values that do not exist."""
+        resets = {kind: kind.reset_parameters for kind in (nn.Linear, nn.Embedding)}
+        try:
+            for kind in resets:
+                kind.reset_parameters = _no_reset
+            with torch.device("meta"):
+                return cls(config)
+        finally:
+            for kind, reset in resets.items():
+                kind.reset_parameters = reset
+
     def build_rope(self) -> None:
         """(Re)compute the rotary tables on the weights' device; they are derived, never saved."""
         device = self.tok_embeddings.weight.device
         if device.type == "meta":
-            device = None
+            device = torch.device("cpu")  # not the default device: torch.device("meta") may be in force
         c = self.config
         cos, sin = rope_table(c.head_dim, c.context_length, c.rope_base, device=device)
         self.register_buffer("rope_cos", cos, persistent=False)
@@ -200,6 +219,8 @@ class Toto(nn.Module):
         by 1/sqrt(m) (variance ∝ 1/fan_in) and the readout starts at zero (MuReadout), see
         PROTOCOLS.md.
         """
+        if self.tok_embeddings.weight.is_meta:
+            return  # no values to set: see `empty`
         c = self.config
         std, m = c.init_std, c.mup_width_mult
         for name, p in self.named_parameters():

@@ -216,7 +216,6 @@ def load_checkpoint(
     corrupted file that still parses). The model is returned in eval mode. trust_code=False refuses a
     checkpoint whose tokenizer spec names code to import, before reading its weights.
     """
-    import torch
 
     from toto_lens.model import Toto
     from toto_lens.tokenizers.registry import require_trust
@@ -234,8 +233,7 @@ def load_checkpoint(
             f"{weights} does not match the sha256 recorded in {folder / CONFIG} (changed or corrupted); "
             "save the checkpoint again"
         )
-    with torch.device("meta"):
-        model = Toto(config)
+    model = Toto.empty(config)
     state = _check_state(model, state, weights)
     model.load_state_dict(state, strict=True, assign=True)
     model.build_rope()

@@ -247,7 +247,6 @@ def import_hf(
     layout: frames, rows, cols of a clip ("F,R,C"), recorded in `training["imported"]["layout"]`.
     specials, first_code_id: see `config_from_llama`. Returns the checkpoint folder.
     """
-    import torch
 
     from toto_lens.checkpoints import CONFIG as CKPT_CONFIG
     from toto_lens.checkpoints import checkpoint_path, save_checkpoint
@@ -283,8 +282,7 @@ def import_hf(
     grid = parse_layout(layout if layout is not None else (hf.get("toto_lens") or {}).get("layout"), config)
     tok_spec, tok_state = _tokenizer(tokenizer, config, grid, trust_code, spec_file)
     record = {"source": str(root.resolve()), "format": "hf", "layout": grid, "tokenizer": tokenizer}
-    with torch.device("meta"):  # only its config is read: the weights saved are `ours`, as stored
-        model = Toto(config)
+    model = Toto.empty(config)  # only its config is read: the weights saved are `ours`, as stored
     return save_checkpoint(
         model,
         name,

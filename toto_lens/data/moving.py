@@ -202,21 +202,17 @@ class MovingDigits(_DigitSource):
         picks = rng.integers(len(self._labels), size=cfg.n_digits)
         paths = [_trajectory(motion, cfg, rng) for _ in range(cfg.n_digits)]
         background = texture(cfg.canvas, cfg.background, clip_rng(self.seed, self.split, i, stream=2))
-        frames, masks = [], []
-        for f in range(cfg.frames):
-            layers = [
-                draw_digit(self._images[p], cfg.canvas, tr["centre"][f], tr["scale"][f], tr["angle"][f])
-                for p, tr in zip(picks, paths, strict=True)
-            ]
-            frame, mask = composite(layers, background)
-            frames.append(frame)
-            masks.append(mask)
+        layers = [  # each object's every frame at once: (F, canvas, canvas)
+            draw_digit(self._images[p], cfg.canvas, tr["centre"], tr["scale"], tr["angle"])
+            for p, tr in zip(picks, paths, strict=True)
+        ]
+        frames, masks = composite(layers, background)
         centre = np.stack([tr["centre"] for tr in paths], axis=1).astype(np.float32)  # (F, K, 2)
         digits = self._labels[picks]
         return with_labels(
             Clip(
-                frames=np.stack(frames),
-                masks=np.stack(masks),
+                frames=frames,
+                masks=masks,
                 kind="video",
                 digit=int(digits[0]),
                 motion=MOTIONS.index(motion),
@@ -263,17 +259,13 @@ class ImageSequences(_DigitSource):
         picks = rng.integers(len(self._labels), size=cfg.frames)
         scales = rng.uniform(*cfg.scale, size=cfg.frames)
         centres = cfg.canvas / 2 + rng.uniform(-cfg.jitter, cfg.jitter, size=(cfg.frames, 2))
-        frames, masks = [], []
-        for p, s, c in zip(picks, scales, centres, strict=True):
-            background = texture(cfg.canvas, cfg.background, rng)
-            frame, mask = composite([draw_digit(self._images[p], cfg.canvas, c, s, 0.0)], background)
-            frames.append(frame)
-            masks.append(mask)
+        backgrounds = np.stack([texture(cfg.canvas, cfg.background, rng) for _ in range(cfg.frames)])
+        frames, masks = composite([draw_digit(self._images[picks], cfg.canvas, centres, scales, 0.0)], backgrounds)
         digits = self._labels[picks]
         return with_labels(
             Clip(
-                frames=np.stack(frames),
-                masks=np.stack(masks),
+                frames=frames,
+                masks=masks,
                 kind="images",
                 digit=int(digits[0]),
                 motion=-1,

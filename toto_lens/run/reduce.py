@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from toto_lens.data import Layout
 from toto_lens.run.hooks import capture
@@ -75,6 +74,16 @@ def frame_attention_from_scores(
     return out
 
 
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each next token, (B, T−1) float32, from logits (B, T, V) and tokens (B, T): the
+    log-sum-exp of each row less the target's logit. The same numbers as `F.cross_entropy` (within an
+    ulp or two) in 0.6× its time: the (B, T, V) log-probabilities are never written, nor the logits
+    copied into the row layout it needs."""
+    x = logits.float()
+    target = x[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)  # (B, T−1)
+    return torch.logsumexp(x[:, :-1], -1) - target
+
+
 @torch.no_grad()
 def run_batch(
     model: torch.nn.Module,
@@ -126,12 +135,8 @@ def run_batch(
         torch.autocast(tokens.device.type, dtype=low, enabled=low is not None),
     ):
         logits = model(tokens)  # (B, T, V)
-    B, T, V = logits.shape
-    # rows of (B·(T−1), V): a quarter faster than the (B, V, T−1) layout cross_entropy takes for sequences
-    nll = F.cross_entropy(logits[:, :-1].reshape(-1, V).float(), tokens[:, 1:].reshape(-1), reduction="none")
-    nll = nll.view(B, T - 1)
     loss = torch.full(tokens.shape, float("nan"))
-    loss[:, 1:] = nll.cpu()
+    loss[:, 1:] = next_token_loss(logits, tokens).cpu()
     result = {"tokens": tokens.cpu().numpy().astype(np.int32), "loss": loss.numpy()}
     for key, var in (("pooled", "acts_pooled"), ("frame", "acts_frame"), ("token", "acts_token")):
         if parts[key]:
