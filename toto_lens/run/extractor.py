@@ -38,6 +38,7 @@ from toto_lens.store.schema import (
     used_dims,
 )
 from toto_lens.store.writer import (
+    BatchWriter,
     ExtractError,
     StoreLock,
     batch_bytes,
@@ -46,7 +47,6 @@ from toto_lens.store.writer import (
     finish,
     open_or_create,
     redo_missing,
-    write_batch,
     write_coordinates,
 )
 
@@ -233,6 +233,7 @@ def _run(
     t0 = time.perf_counter()
     work: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
     errors: list[BaseException] = []
+    out = BatchWriter(group, request.layers)
 
     def writer() -> None:
         while (item := work.get()) is not None:
@@ -240,9 +241,8 @@ def _run(
                 continue  # drain after a failure so the producer never blocks
             start, stop, arrays = item
             try:
-                for name, values in arrays.items():  # acts_token / attn_pattern may cover fewer clips
-                    write_batch(group, name, start, values, request.layers)
-                write_batch(group, "complete", start, np.ones(stop - start, np.uint8), request.layers)
+                out.write(start, arrays)  # acts_token / attn_pattern may cover fewer clips
+                out.write(start, {"complete": np.ones(stop - start, np.uint8)})  # after every chunk
                 kept.written()
                 if info.main and progress:
                     state["new"] += (stop - start) * info.world

@@ -180,14 +180,51 @@ def write_coordinates(group: Any, coords: dict[str, tuple[tuple[str, ...], np.nd
 def write_batch(group: Any, name: str, start: int, values: np.ndarray, layers: tuple[int, ...]) -> None:
     """Write one batch's slice of an array as whole chunks, fill-only ones included; the attention
     arrays skip layer 0 (the embeddings have no attention: those chunks are never written)."""
-    arr = group[name].with_config(WRITE_CONFIG)
-    stop = start + len(values)
-    if name.startswith("attn_") and 0 in layers:
-        for i, layer in enumerate(layers):
-            if layer != 0:
-                arr[start:stop, i] = values[:, i]
-        return
-    arr[start:stop] = values
+    BatchWriter(group, layers).write(start, {name: values})
+
+
+class BatchWriter:
+    """Writes batches into a store's arrays as `write_batch` does, the arrays opened once and a batch's
+    arrays written together: zarr's async API takes every chunk of the batch in one event-loop round
+    trip, where one `arr[...] = values` per array paid a metadata read and a round trip each (about
+    3 ms per array at toto-tiny's sizes, a third of the writer's time)."""
+
+    def __init__(self, group: Any, layers: tuple[int, ...]) -> None:
+        self.group, self.layers = group, layers
+        self._arrays: dict[str, Any] = {}
+
+    def _array(self, name: str) -> Any:
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name].with_config(WRITE_CONFIG).async_array
+        return self._arrays[name]
+
+    def _parts(self, name: str, start: int, values: np.ndarray):
+        stop = start + len(values)
+        if name.startswith("attn_") and 0 in self.layers:
+            for i, layer in enumerate(self.layers):
+                if layer != 0:
+                    yield (slice(start, stop), i), values[:, i]
+        else:
+            yield slice(start, stop), values
+
+    def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        """Write each array's slice from clip `start` on; returns when every chunk is on disk."""
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        targets = {name: self._array(name) for name in arrays}  # opened here: no sync() inside the loop
+
+        async def every() -> None:
+            await asyncio.gather(
+                *(
+                    targets[name].setitem(where, part)
+                    for name, values in arrays.items()
+                    for where, part in self._parts(name, start, values)
+                )
+            )
+
+        sync(every())
 
 
 def mark_incomplete(group: Any, clips: list[int] | np.ndarray) -> None:
