@@ -29,7 +29,7 @@ FLOOR = """
 import sys
 import numpy as np
 from toto_lens import open_cache
-from toto_lens.analysis.redundancy import grid_of
+from toto_lens.analysis.token_cache import grid_of
 ds = open_cache(sys.argv[1])
 f, _, _ = grid_of(ds)
 visual = np.flatnonzero(f >= 0)
@@ -49,7 +49,7 @@ def stages(ckpt: str, clips: int, repeat: int) -> dict[str, float]:
     """Seconds of each stage of tracking one layer (the middle one) on `clips` clips."""
     from toto_lens import open_cache
     from toto_lens.analysis.davis import score_objects
-    from toto_lens.analysis.redundancy import grid_of
+    from toto_lens.analysis.token_cache import grid_of
     from toto_lens.analysis.tracking import first_objects, propagate, to_pixels, token_labels
 
     ds = open_cache(ckpt)

@@ -7,14 +7,8 @@ import xarray as xr
 from helpers import run_cli
 
 from toto_lens.analysis import AnalysisError
-from toto_lens.analysis.redundancy import (
-    _witten_bell,
-    copy_accuracy,
-    loss_by_frame,
-    loss_by_position,
-    predictor_losses,
-    redundancy,
-)
+from toto_lens.analysis.predictors import _witten_bell, predictor_losses
+from toto_lens.analysis.redundancy import copy_accuracy, loss_by_frame, loss_by_position, redundancy
 from toto_lens.data.layout import Layout
 from toto_lens.figures import FigureError
 from toto_lens.figures.redundancy import redundancy_figure

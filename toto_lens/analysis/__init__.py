@@ -45,7 +45,7 @@ _EXPORTS = {
     "loss_by_position": "toto_lens.analysis.redundancy",
     "loss_by_frame": "toto_lens.analysis.redundancy",
     "copy_accuracy": "toto_lens.analysis.redundancy",
-    "predictor_losses": "toto_lens.analysis.redundancy",
+    "predictor_losses": "toto_lens.analysis.predictors",
     "stack_checkpoints": "toto_lens.analysis.induction",
     "prefix_matching_score": "toto_lens.analysis.induction",
     "previous_frame_score": "toto_lens.analysis.induction",
@@ -81,14 +81,9 @@ if TYPE_CHECKING:
         ngram_counts,
         ngram_stats,
     )
+    from toto_lens.analysis.predictors import predictor_losses
     from toto_lens.analysis.probing import best_probe_layer, probe_layers, summarise_probes
-    from toto_lens.analysis.redundancy import (
-        copy_accuracy,
-        loss_by_frame,
-        loss_by_position,
-        loss_redundancy,
-        predictor_losses,
-    )
+    from toto_lens.analysis.redundancy import copy_accuracy, loss_by_frame, loss_by_position, loss_redundancy
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

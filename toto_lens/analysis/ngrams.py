@@ -300,9 +300,9 @@ def cache_ngram_stats(
     complete, of one `kind` when given. The store is read `block_bytes` at a time, a block of clips (whole
     chunks) per step, and the counts of the blocks merged. `name` defaults to the cache's dataset name.
     """
-    from toto_lens.analysis.redundancy import _prepared, grid_of, vocabulary
+    from toto_lens.analysis.token_cache import grid_of, prepared, vocabulary
 
-    ds = _prepared(ds, kind, "tokens")
+    ds = prepared(ds, kind, "tokens")
     f, r, c = grid_of(ds)
     visual = np.flatnonzero(f >= 0)
     grid = (int(r[visual].max()) + 1, int(c[visual].max()) + 1)

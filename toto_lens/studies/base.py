@@ -340,7 +340,7 @@ def cache_checkpoint(
 
 def cache_with_tokens(ckpt: Any, cache: Any, dataset: str | None) -> Any:
     """The study's cache, reduced to its complete clips, for a study that runs the clips' tokens again."""
-    from toto_lens.analysis.redundancy import complete_clips
+    from toto_lens.analysis.token_cache import complete_clips
 
     ds = open_study_cache(ckpt, cache, dataset)
     if "tokens" not in ds.variables:

@@ -51,7 +51,7 @@ def embed(
     frame), coloured by `label`; at most `max_points` points (a random subset, fixed by `seed`).
     Options as `toto-lens embed`."""
     from toto_lens.analysis.embedding import embed_layers, points_of
-    from toto_lens.analysis.redundancy import complete_clips
+    from toto_lens.analysis.token_cache import complete_clips
     from toto_lens.figures.embedding import embedding_figure
 
     if source not in SOURCES:

@@ -20,7 +20,7 @@ from toto_lens.studies.base import Study, Summary, command_line, fmt, provenance
 def video_clips(ckpt_name: str, dataset: str | None = None) -> tuple[Any, Any, str]:
     """(the video clips' tokens of a cache of the checkpoint or None, their layout, where they came from
     or why there are none)."""
-    from toto_lens.analysis.redundancy import complete_clips
+    from toto_lens.analysis.token_cache import complete_clips
     from toto_lens.data.layout import layout_of
     from toto_lens.errors import TotoLensError
     from toto_lens.store import list_stores, open_cache

@@ -45,7 +45,7 @@ def redundancy(
 
 def redundancy_summary(result: Any) -> Summary:
     """First against later frames, and each predictor's loss on both."""
-    from toto_lens.analysis.redundancy import PREDICTORS
+    from toto_lens.analysis.predictors import PREDICTORS
 
     a = result.attrs
     frame_pred = result["frame_predictor_loss"]

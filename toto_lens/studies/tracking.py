@@ -120,7 +120,7 @@ def track(
 def _token_clips(ds: Any, clips: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """(clip indices, visual positions in frame-major order, token grid) of the first `clips` complete
     clips that have acts_token (the extractor writes it for the first `token_clips` clips)."""
-    from toto_lens.analysis.redundancy import grid_of
+    from toto_lens.analysis.token_cache import grid_of
 
     f, r, c = grid_of(ds)
     visual = np.flatnonzero(f >= 0)

@@ -89,7 +89,7 @@ def open_explorer_cache(cache: Any) -> Any:
     clips are kept."""
     import xarray as xr
 
-    from toto_lens.analysis.redundancy import complete_clips
+    from toto_lens.analysis.token_cache import complete_clips
     from toto_lens.store import open_cache
 
     if isinstance(cache, xr.Dataset):

@@ -165,6 +165,6 @@ def loss_explorer(cache: Any, *, kind: str | None = None) -> LossExplorer:
     cache: an opened cache, a store path or a checkpoint name (its default store); kind: only "video" or
     "images" clips (None: all).
     """
-    from toto_lens.analysis.redundancy import select_kind
+    from toto_lens.analysis.token_cache import select_kind
 
     return LossExplorer(select_kind(open_explorer_cache(cache), kind))
