@@ -18,6 +18,8 @@ from toto_lens.tokenizers import (
     PatchKMeans,
     RandomCodebook,
     TokenizerError,
+    check_tokenizer,
+    load_tokenizer,
     load_tokenizer_dir,
     patchify,
     register_tokenizer,
@@ -320,6 +322,31 @@ def test_external_adapter_is_loaded_through_its_factory(external_spec, val, tmp_
     assert isinstance(back, ThresholdTokenizer) and np.array_equal(back.encode(val[:5]), ids[0])
     with pytest.raises(TokenizerError, match="frames are 28×28 pixels"):
         tok.encode(np.zeros((1, 28, 28), np.float32))  # the base class checks inputs for adapters too
+
+
+def test_a_spec_file_or_a_spec_only_folder_loads_by_path_and_names_code_only_with_trust(
+    external_spec, kmeans, val, tmp_path
+):
+    spec_file = tmp_path / "adapter.json"
+    spec_file.write_text(json.dumps(external_spec))
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text(json.dumps(external_spec))  # no tokenizer.safetensors
+    direct = tokenizer_from_spec(external_spec, trust_code=True).encode(val[:3])
+    for where in (spec_file, folder):
+        with pytest.raises(TokenizerError, match="--trust-code"):
+            check_tokenizer(where)  # refused before anything is imported
+        with pytest.raises(TokenizerError, match="--trust-code"):
+            load_tokenizer(where)
+        tok = load_tokenizer(where, trust_code=True)
+        assert isinstance(tok, ThresholdTokenizer), f"{where.name} must load through the adapter's factory"
+        assert np.array_equal(tok.encode(val[:3]), direct), f"{where.name} must encode as its spec does"
+    with pytest.raises(TokenizerError, match="absent.json is missing"):
+        load_tokenizer(tmp_path / "absent.json", trust_code=True)
+    fitted = save_tokenizer(kmeans, tmp_path / "km")
+    (fitted / "tokenizer.safetensors").unlink()
+    with pytest.raises(TokenizerError, match="tokenizer.safetensors is missing"):
+        load_tokenizer(fitted)  # a fitted tokenizer without its state is refused, never guessed
 
 
 def test_external_adapter_errors_are_clear(external_spec, tmp_path):

@@ -259,8 +259,7 @@ def import_hf(
     _check_target(
         target, True, "--name (a folder path) or TOTO_LENS_CACHE" if is_bare_name(str(name)) else "--name"
     )
-    spec_file = read_spec_file(tokenizer, trust_code) if tokenizer is not None else None
-    if tokenizer is not None and spec_file is None:
+    if tokenizer is not None:  # a name, a folder or a spec file; one naming code needs trust_code
         from toto_lens.tokenizers.named import check_tokenizer
 
         check_tokenizer(tokenizer, trust_code=trust_code)
@@ -280,7 +279,7 @@ def import_hf(
     ours = to_toto_state(state, config)
     check_state(ours, config, "hf")
     grid = parse_layout(layout if layout is not None else (hf.get("toto_lens") or {}).get("layout"), config)
-    tok_spec, tok_state = _tokenizer(tokenizer, config, grid, trust_code, spec_file)
+    tok_spec, tok_state = _tokenizer(tokenizer, config, grid, trust_code)
     record = {"source": str(root.resolve()), "format": "hf", "layout": grid, "tokenizer": tokenizer}
     model = Toto.empty(config)  # only its config is read: the weights saved are `ours`, as stored
     return save_checkpoint(
@@ -315,36 +314,17 @@ def parse_layout(layout: str | tuple | dict | None, config: ModelConfig) -> dict
     return {"frames": frames, "rows": rows, "cols": cols}
 
 
-def read_spec_file(tokenizer: str | os.PathLike, trust_code: bool) -> dict[str, Any] | None:
-    """The spec in a tokenizer spec file (a path ending in .json), refused unless trusted when it names code
-    to import; None when `tokenizer` is a name or a folder. Nothing is imported here."""
-    from toto_lens.tokenizers.registry import require_trust
-
-    path = Path(tokenizer).expanduser()
-    if path.suffix.lower() != ".json":
-        return None
-    spec = read_json(
-        path, redo="write the tokenizer spec (a JSON object with a 'kind') there", error=ConvertError
-    )
-    require_trust(spec, trust_code, f"the tokenizer spec {path}")
-    return spec
-
-
 def _tokenizer(
     spec: str | None,
     config: ModelConfig,
     grid: dict[str, int] | None,
     trust_code: bool = False,
-    spec_file: dict[str, Any] | None = None,
 ):
     if spec is None:
         return None, None
-    from toto_lens.tokenizers import load_tokenizer, tokenizer_from_spec
+    from toto_lens.tokenizers import load_tokenizer
 
-    if spec_file is not None:
-        tok = tokenizer_from_spec(spec_file, trust_code=trust_code)
-    else:
-        tok = load_tokenizer(spec, trust_code=trust_code)
+    tok = load_tokenizer(spec, trust_code=trust_code)
     if tok.vocab_size > config.num_codes:
         raise ConvertError(
             f"tokenizer {spec!r} has {tok.vocab_size} codes but the model has {config.num_codes} "

@@ -24,6 +24,7 @@ from toto_lens.tokenizers.kmeans import PatchKMeans
 from toto_lens.tokenizers.named import (
     bundled_frames,
     check_channels,
+    check_tokenizer,
     fit_tokenizer,
     load_tokenizer,
     tokenizer_report,
@@ -48,6 +49,7 @@ __all__ = [
     "bundled_frames",
     "channels_of",
     "check_channels",
+    "check_tokenizer",
     "fit_tokenizer",
     "load_external",
     "load_tokenizer",

@@ -22,7 +22,7 @@ from toto_lens.paths import cache_root, is_bare_name
 from toto_lens.tokenizers.base import Tokenizer, TokenizerError
 from toto_lens.tokenizers.kmeans import PatchKMeans
 from toto_lens.tokenizers.random_codebook import RandomCodebook
-from toto_lens.tokenizers.registry import load_tokenizer_dir, save_tokenizer
+from toto_lens.tokenizers.registry import load_tokenizer_dir, save_tokenizer, tokenizer_from_spec
 
 KINDS = {"kmeans": PatchKMeans, "random": RandomCodebook}
 NAME = re.compile(r"^(?P<kind>kmeans|random)-(?P<vocab>[0-9]+)(-p(?P<patch>[0-9]+))?$")
@@ -90,13 +90,17 @@ def fit_tokenizer(
 def load_tokenizer(
     name_or_path: str | os.PathLike, *, fit_missing: bool = True, trust_code: bool = False, progress=None
 ) -> Tokenizer:
-    """A tokenizer by folder path, or by name from the cache (fitting `kmeans-N` / `random-N` once).
+    """A tokenizer by folder path, by spec file (`adapter.json`: a spec with no state, e.g. an external
+    adapter that loads its own weights), or by name from the cache (fitting `kmeans-N` / `random-N` once).
 
-    trust_code: allow a folder whose spec names code (an external factory) to import it (`--trust-code`).
-    progress: hears of a fit (`toto_lens.progress`)."""
+    trust_code: allow a folder or spec file that names code (an external factory) to import it
+    (`--trust-code`). progress: hears of a fit (`toto_lens.progress`)."""
     path = Path(name_or_path).expanduser()
     if (path / "tokenizer.json").is_file():
         return load_tokenizer_dir(path, trust_code=trust_code)
+    spec = read_spec_file(path, trust_code)
+    if spec is not None:
+        return tokenizer_from_spec(spec, {}, trust_code=trust_code)
     text = str(name_or_path)
     folder = tokenizers_dir() / text
     match = NAME.match(text) if is_bare_name(text) else None
@@ -130,6 +134,8 @@ def check_tokenizer(name_or_path: str | os.PathLike, *, trust_code: bool = False
 
     path = Path(name_or_path).expanduser()
     text = str(name_or_path)
+    if read_spec_file(path, trust_code) is not None:
+        return
     for folder in (path, tokenizers_dir() / text if is_bare_name(text) else None):
         if folder is not None and (folder / "tokenizer.json").is_file():
             spec = read_json(folder / "tokenizer.json", redo="save the tokenizer again", error=TokenizerError)
@@ -138,6 +144,22 @@ def check_tokenizer(name_or_path: str | os.PathLike, *, trust_code: bool = False
     if is_bare_name(text) and NAME.match(text):
         return
     load_tokenizer(name_or_path, fit_missing=False)  # raises the one-line "no tokenizer" error
+
+
+def read_spec_file(path: Path, trust_code: bool) -> dict[str, Any] | None:
+    """The spec in a tokenizer spec file (a path ending in .json that is not a folder; a missing one is
+    named), refused unless trusted when it names code to import; None for anything else. Nothing is
+    imported here."""
+    from toto_lens.io import read_json
+    from toto_lens.tokenizers.registry import require_trust
+
+    if path.suffix.lower() != ".json" or path.is_dir():
+        return None
+    spec = read_json(
+        path, redo="write the tokenizer spec (a JSON object with a 'kind') there", error=TokenizerError
+    )
+    require_trust(spec, trust_code, f"the tokenizer spec {path}")
+    return spec
 
 
 def fit_data_spec() -> list[dict[str, Any]]:

@@ -180,11 +180,16 @@ def save_tokenizer(tok: TokenizerProtocol, folder: str | os.PathLike, *, overwri
 
 
 def load_tokenizer_dir(folder: str | os.PathLike, *, trust_code: bool = False) -> TokenizerProtocol:
-    """Read a folder written by `save_tokenizer` back into a tokenizer (trust_code: as tokenizer_from_spec)."""
+    """Read a folder written by `save_tokenizer` back into a tokenizer (trust_code: as tokenizer_from_spec).
+
+    An `external` adapter's folder may hold tokenizer.json alone: its weights are read by its factory
+    from where its spec says, so a folder written by hand needs no empty state file."""
     root = Path(folder).expanduser()
     redo = "save the tokenizer again"
     spec = read_json(root / SPEC_FILE, redo=redo, error=TokenizerError)
     require_trust(spec, trust_code, f"the tokenizer in {root}")
+    if spec.get("kind") == "external" and not (root / STATE_FILE).exists():
+        return tokenizer_from_spec(spec, {}, trust_code=trust_code)
     state = read_safetensors(root / STATE_FILE, redo=redo, error=TokenizerError, framework="numpy")
     return tokenizer_from_spec(spec, state, trust_code=trust_code)
 
