@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from toto_lens.data import Layout, open_source
+from toto_lens.data.labels import KINDS
 from toto_lens.data.mix import parse_mix
 from toto_lens.data.sources.tokens import check_tokenizer_match, tokenizer_fingerprint
 from toto_lens.errors import ConfigError, TotoLensError
@@ -32,11 +33,38 @@ from toto_lens.train.config import TrainConfig
 ENCODE_CLIPS = 64  # clips rendered and tokenized per chunk
 
 
+class ShardPool:
+    """A token-shard source (`tokens:PATH`) as a training pool: the rows a batch draws are read from the
+    memory-mapped shards and packed when it asks for them (nanoGPT's memmap), so shards far larger than
+    memory train; `pool[rows]` gives what an in-memory pool's rows give."""
+
+    def __init__(self, source, layout: Layout) -> None:
+        self.source, self.layout = source, layout
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.layout.length
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows)
+        codes, kinds = self.source.rows(rows)
+        out = np.empty((len(rows), self.layout.length), dtype=np.int64)
+        for k in np.unique(kinds):
+            at = kinds == k
+            out[at] = self.layout.pack(
+                codes[at].reshape(-1, self.layout.frames, self.layout.rows, self.layout.cols), KINDS[int(k)]
+            )
+        return out
+
+
 @dataclass
 class TokenPools:
     names: list[str]
     weights: np.ndarray  # (S,) mix proportions
-    train: list[np.ndarray]  # per source: (N, L) int64 token ids
+    train: list[np.ndarray | ShardPool]  # per source: (N, L) int64 token ids, or read when drawn
     val: list[np.ndarray]
     layout: Layout
 
@@ -74,13 +102,15 @@ def encode_source(source, tok, layout: Layout, progress=None, task: str = "token
 
 def cached_tokens(
     name: str, split: str, n_clips: int, seed: int, tok, layout: Layout, progress=None
-) -> np.ndarray:
-    """Token ids of a source's clips, from the cache or rendered, tokenized and cached now."""
+) -> np.ndarray | ShardPool:
+    """Token ids of a source's clips, from the cache or rendered, tokenized and cached now; token shards'
+    training clips stay on disk (`ShardPool`), their validation clips are read whole."""
     source = open_source(name, split=split, n_clips=n_clips, seed=seed)
     check_tokenizer_match(source, tok)
     check_channels(source[0], tok, name)
-    if getattr(source, "tokenized", False):  # token shards: read, not rendered; nothing to cache
-        return encode_source(source, tok, layout, progress, f"read {name} {split}")
+    if getattr(source, "tokenized", False):  # token shards: read when drawn, never cached or held
+        pool = ShardPool(source, layout)
+        return pool if split == "train" else pool[: len(pool)]
     key = hashlib.sha256(
         json.dumps([source.spec, tokenizer_fingerprint(tok)], sort_keys=True).encode()
     ).hexdigest()[:20]

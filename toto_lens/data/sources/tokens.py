@@ -118,14 +118,30 @@ class TokenShards:
     def __len__(self) -> int:
         return self.n_clips
 
+    def rows(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The codes (n, F·R·C) int64 and kind ids (n,) of clips (n,), read from the memory-mapped shards:
+        only those rows are read, however large the shards (what a trainer's batch takes)."""
+        clips = np.asarray(clips, dtype=np.int64)
+        if clips.size and (clips.min() < 0 or clips.max() >= self.n_clips):
+            raise IndexError(
+                f"{self.name}: clips must lie in [0, {self.n_clips}), got {clips.min()} … {clips.max()}"
+            )
+        shard = np.searchsorted(self._starts, clips, side="right") - 1
+        out = np.empty((clips.size, self.frames * self.grid[0] * self.grid[1]), dtype=np.int64)
+        for s in np.unique(shard):
+            at = np.flatnonzero(shard == s)
+            out[at] = self._maps[s][clips[at] - self._starts[s]]
+        if out.size and (out.min() < 0 or out.max() >= self.vocab_size):
+            bad = clips[np.flatnonzero(((out < 0) | (out >= self.vocab_size)).any(1))[0]]
+            raise ConfigError(
+                f"{SCHEME}: clip {bad} of {self.folder} holds codes outside [0, {self.vocab_size}); {_REDO}"
+            )
+        return out, np.asarray(self._labels["kind"])[clips]
+
     def __getitem__(self, index: int) -> Clip:
         i = check_index(index, self.n_clips, self.name)
         s = int(np.searchsorted(self._starts, i, side="right")) - 1
-        codes = np.asarray(self._maps[s][i - self._starts[s]], dtype=np.int64)
-        if codes.size and (codes.min() < 0 or codes.max() >= self.vocab_size):
-            raise ConfigError(
-                f"{SCHEME}: clip {i} of {self.folder} holds codes outside [0, {self.vocab_size}); {_REDO}"
-            )
+        codes = self.rows(np.array([i]))[0][0]
         labels = {spec.name: self._labels[f"label.{spec.name}"][i] for spec in self.label_spec}
         return Clip(
             frames=None,
