@@ -37,7 +37,9 @@ MODEL --name bench-tiny` in a temporary TOTO_LENS_CACHE (default toto-tiny, 512 
   floor              a process that loads the checkpoint and runs a bare forward (`inference_mode`, no
                      hooks, nothing kept) over the same tokens, read from a .npy file written beforehand,
                      outside the timed region (the tokens of an untimed warm-up extraction's store)
-  floor+data         the same, the clips rendered and tokenized inside the process, batch after batch
+  floor+loss         the same forward and the per-token loss (`next_token_loss`): what any extraction
+                     must compute besides the store
+  floor+data         the floor, the clips rendered and tokenized inside the process, batch after batch
   extract            the command itself: `toto-lens extract --ckpt bench-tiny --clips N --batch-size B
                      --out STORE` (default acts: pooled and per-frame activations of every layer, loss)
   extract-noprefetch the same command with prefetch=0 (each batch rendered and tokenized in turn)
@@ -45,12 +47,13 @@ MODEL --name bench-tiny` in a temporary TOTO_LENS_CACHE (default toto-tiny, 512 
   extract-shards     the command reading the same clips from token shards (`--data tokens:SHARDS`,
                      written beforehand by `toto-lens data tokenize`, untimed): no rendering, no tokenizing
 
+`--jobs` picks which run beside the floor (default floor+loss, floor+data, extract, extract-shards).
 Printed: each job's fastest round, and extract / floor (target ≤ 1.1) beside the other ratios.
 
 Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 16] [--batch 8] [--rounds 2]
        python benchmarks/bench_extract.py --integrity [--model toto-small] [--clips 32] [--rounds 3]
        OPENBLAS_NUM_THREADS=1 python benchmarks/bench_extract.py --process [--model toto-tiny]
-           [--clips 512] [--batch 16] [--rounds 2]
+           [--clips 512] [--batch 16] [--rounds 2] [--jobs floor+loss,extract,...]
 """
 
 from __future__ import annotations
@@ -78,6 +81,19 @@ model = load_checkpoint(ckpt).model
 with torch.inference_mode():
     for s in range(0, len(tokens), batch):
         model(torch.as_tensor(tokens[s : s + batch]))
+"""
+FLOOR_LOSS = """
+import sys
+import numpy as np
+import torch
+from toto_lens.checkpoints import load_checkpoint
+from toto_lens.run.reduce import next_token_loss
+ckpt, tokens, batch = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3])
+model = load_checkpoint(ckpt).model
+with torch.inference_mode():
+    for s in range(0, len(tokens), batch):
+        x = torch.as_tensor(tokens[s : s + batch])
+        next_token_loss(model(x), x).numpy()
 """
 FLOOR_DATA = """
 import sys
@@ -329,6 +345,7 @@ def process(a) -> None:
         subprocess.run(tokenize, env=env, check=True, capture_output=True)
         jobs = {
             "floor": [sys.executable, "-c", FLOOR, "bench-tiny", str(tokens), str(a.batch)],
+            "floor+loss": [sys.executable, "-c", FLOOR_LOSS, "bench-tiny", str(tokens), str(a.batch)],
             "floor+data": [sys.executable, "-c", FLOOR_DATA, "bench-tiny", str(a.clips), str(a.batch)],
             "extract": [str(TOTO_LENS), *extract_args],
             "extract-noprefetch": [sys.executable, "-c", NO_PREFETCH, *extract_args],
@@ -338,6 +355,7 @@ def process(a) -> None:
         print(f"{a.model}, {len(ids)} clips of {ids.shape[1]} tokens, batch {a.batch}, cores {os.cpu_count()}, "
               f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")  # fmt: skip
+        jobs = {m: argv for m, argv in jobs.items() if m in a.jobs or m == "floor"}
         r: dict[str, dict] = {}
         for i in range(a.rounds):
             for m, argv in jobs.items():
@@ -351,15 +369,18 @@ def process(a) -> None:
         print(
             f"{m:<24}{v['seconds']:>9.2f}{v['peak_mb']:>10.0f}{v['seconds'] / r['floor']['seconds']:>8.3f}×"
         )
-    print(f"extract / floor: {r['extract']['seconds'] / r['floor']['seconds']:.3f}×  (target ≤ 1.1); "
-          f"before (no prefetch, scikit-learn imported): "
-          f"{r['extract-before']['seconds'] / r['floor']['seconds']:.3f}×")  # fmt: skip
-    print(f"extract / floor+data: {r['extract']['seconds'] / r['floor+data']['seconds']:.3f}×; prefetch saves "
-          f"{r['extract-noprefetch']['seconds'] - r['extract']['seconds']:.2f} s, not importing scikit-learn "
-          f"{r['extract-before']['seconds'] - r['extract-noprefetch']['seconds']:.2f} s")  # fmt: skip
-    print(
-        f"extract-shards / floor: {r['extract-shards']['seconds'] / r['floor']['seconds']:.3f}×  (target ≤ 1.1)"
-    )
+
+    def ratio(m: str, base: str) -> str:
+        return f"{r[m]['seconds'] / r[base]['seconds']:.3f}×" if m in r and base in r else "not run"
+
+    print(f"extract / floor: {ratio('extract', 'floor')}  (target ≤ 1.1); extract-shards / floor: "
+          f"{ratio('extract-shards', 'floor')}")  # fmt: skip
+    print(f"what extraction must compute: floor+loss / floor {ratio('floor+loss', 'floor')}, floor+data / floor "
+          f"{ratio('floor+data', 'floor')}; extract / floor+data {ratio('extract', 'floor+data')}")  # fmt: skip
+    if "extract-before" in r and "extract-noprefetch" in r and "extract" in r:
+        print(f"prefetch saves {r['extract-noprefetch']['seconds'] - r['extract']['seconds']:.2f} s, not "
+              "importing scikit-learn "
+              f"{r['extract-before']['seconds'] - r['extract-noprefetch']['seconds']:.2f} s")  # fmt: skip
 
 
 def tokenizer_of(ckpt: Path) -> str:
@@ -378,7 +399,10 @@ def main() -> None:
     p.add_argument("--out")
     p.add_argument("--integrity", action="store_true", help="the cost of checksums and the manifest")
     p.add_argument("--process", action="store_true", help="the whole extract command against a bare forward")
+    p.add_argument("--jobs", default="floor+loss,floor+data,extract,extract-shards",
+                   help="--process jobs besides floor, comma-separated (also extract-noprefetch, extract-before)")  # fmt: skip
     a = p.parse_args()
+    a.jobs = set(a.jobs.split(","))
     if a.child:
         print(json.dumps(child(a.child, a.ckpt, a.clips, a.batch, a.out)))
         return
