@@ -150,3 +150,14 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert lr_at(60, cfg) == pytest.approx(0.55e-3) and lr_at(110, cfg) == pytest.approx(1e-4)
     lrs = [lr_at(s, cfg) for s in range(10, 110)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False)), "cosine decay must not increase"
+
+
+def test_the_ctrl_c_note_names_the_checkpoint_a_resume_with_free_settings_would_continue():
+    from toto_lens.cli.train import interrupt_note
+
+    train(TINY, "noted", stop_at=4)  # a checkpoint at step 4, unfinished
+    for cfg in (TINY, TINY.replace(log_every=1, threads=2)):  # cadence and threads do not change the run
+        note = interrupt_note(cfg, "noted", overwrite=False)
+        assert "kept the checkpoint of step 4 of 8" in note and "to resume" in note, note
+    note = interrupt_note(TINY.replace(lr=TINY.lr * 2), "noted", overwrite=False)
+    assert note.startswith("no checkpoint of this run"), f"another learning rate is another run: {note}"
