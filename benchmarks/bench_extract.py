@@ -50,7 +50,12 @@ MODEL --name bench-tiny` in a temporary TOTO_LENS_CACHE (default toto-tiny, 512 
 `--jobs` picks which run beside the floor (default floor+loss, floor+data, extract, extract-shards).
 Printed: each job's fastest round, and extract / floor (target ≤ 1.1) beside the other ratios.
 
+With `--loss` it times the per-token loss three ways on logits of toto-tiny's size (batch `--batch`):
+`next_token_loss` (cross-entropy over the logits as they lie), the same after slicing off the last
+position (a copy into rows) and log-sum-exp less the target's logit, at one thread and at all cores.
+
 Usage: python benchmarks/bench_extract.py [--model toto-small] [--clips 16] [--batch 8] [--rounds 2]
+       python benchmarks/bench_extract.py --loss --batch 16
        python benchmarks/bench_extract.py --integrity [--model toto-small] [--clips 32] [--rounds 3]
        OPENBLAS_NUM_THREADS=1 python benchmarks/bench_extract.py --process [--model toto-tiny]
            [--clips 512] [--batch 16] [--rounds 2] [--jobs floor+loss,extract,...]
@@ -383,6 +388,34 @@ def process(a) -> None:
               f"{r['extract-before']['seconds'] - r['extract-noprefetch']['seconds']:.2f} s")  # fmt: skip
 
 
+def loss_layouts(a) -> None:
+    """`next_token_loss` against the two other ways to the same numbers, on toto-tiny-sized logits."""
+    import torch
+    import torch.nn.functional as F
+
+    from toto_lens.run.reduce import next_token_loss
+
+    torch.manual_seed(0)
+    B, T, V = a.batch, 1026, 516
+    logits, tokens = torch.randn(B, T, V), torch.randint(0, V, (B, T))
+
+    def rows(lg, x):  # the logits without the last position, copied into (B·(T−1), V) rows
+        return F.cross_entropy(lg[:, :-1].reshape(-1, V), x[:, 1:].reshape(-1), reduction="none")
+
+    def logsumexp(lg, x):
+        return torch.logsumexp(lg[:, :-1], -1) - lg[:, :-1].gather(-1, x[:, 1:, None]).squeeze(-1)
+
+    ways = {"next_token_loss": next_token_loss, "rows": rows, "logsumexp": logsumexp}
+    ref = next_token_loss(logits, tokens)
+    for name, fn in ways.items():
+        assert torch.allclose(fn(logits, tokens).view(B, T - 1), ref, atol=1e-5), name
+    for threads in (1, os.cpu_count()):
+        torch.set_num_threads(threads)
+        best = {name: best_of(lambda fn=fn: fn(logits, tokens), repeat=10) for name, fn in ways.items()}
+        print(f"threads {threads}: " + ", ".join(f"{n} {t * 1e3:.1f} ms ({t / best['next_token_loss']:.2f}×)"
+                                                  for n, t in best.items()))  # fmt: skip
+
+
 def tokenizer_of(ckpt: Path) -> str:
     """The tokenizer a checkpoint records (its name: the shards must be made with the model's own)."""
     return json.loads((ckpt / "config.json").read_text())["tokenizer"]["name"]
@@ -399,6 +432,7 @@ def main() -> None:
     p.add_argument("--out")
     p.add_argument("--integrity", action="store_true", help="the cost of checksums and the manifest")
     p.add_argument("--process", action="store_true", help="the whole extract command against a bare forward")
+    p.add_argument("--loss", action="store_true", help="the per-token loss's layouts against each other")
     p.add_argument("--jobs", default="floor+loss,floor+data,extract,extract-shards",
                    help="--process jobs besides floor, comma-separated (also extract-noprefetch, extract-before)")  # fmt: skip
     a = p.parse_args()
@@ -408,6 +442,9 @@ def main() -> None:
         return
     if a.integrity:
         integrity(a)
+        return
+    if a.loss:
+        loss_layouts(a)
         return
     if a.process:
         if "--model" not in sys.argv:
