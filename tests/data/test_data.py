@@ -102,6 +102,20 @@ def test_object_one_is_on_top():
     assert overlapped > 0, "no clip had overlapping digits, so occlusion went untested"
 
 
+def test_drawing_every_frame_at_once_gives_the_pixels_of_drawing_them_one_by_one():
+    images, _, _ = load_split("train")
+    rng = np.random.default_rng(0)
+    n = 7
+    centre, scale, angle = rng.uniform(8, 24, (n, 2)), rng.uniform(1.2, 2.8, n), rng.uniform(-3, 3, n)
+    one_image = draw_digit(images[3], 32, centre, scale, angle)
+    each_image = draw_digit(images[:n], 32, centre, scale, angle)
+    assert one_image.shape == each_image.shape == (n, 32, 32)
+    for f in range(n):
+        assert np.array_equal(one_image[f], draw_digit(images[3], 32, centre[f], scale[f], angle[f])), f
+        assert np.array_equal(each_image[f], draw_digit(images[f], 32, centre[f], scale[f], angle[f])), f
+    assert draw_digit(images[3], 32, centre[0], scale[0], angle[0]).shape == (32, 32), "one frame stays 2-d"
+
+
 def test_static_clips_do_not_move():
     for clip in clips_of("static"):
         assert all(np.array_equal(clip.frames[0], f) for f in clip.frames), "a static clip changed"

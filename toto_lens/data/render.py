@@ -19,7 +19,7 @@ def draw_digit(image: np.ndarray, canvas: int, centre, scale, angle) -> np.ndarr
 
     One image (h, w) or one per frame (n, h, w); centre (2,) or (n, 2), scale and angle scalars or (n,):
     with any per-frame argument every frame is drawn in one pass and the result is (n, canvas, canvas)
-    (a clip's frames at once: the same numbers as drawing them one by one, a tenth of the time).
+    (a clip's frames at once: the same numbers as drawing them one by one, a quarter of the time).
     """
     centre, scale, angle = np.asarray(centre, float), np.asarray(scale, float), np.asarray(angle, float)
     many = image.ndim == 3 or centre.ndim == 2 or scale.ndim == 1 or angle.ndim == 1
