@@ -42,6 +42,26 @@ def test_round_trip_is_bitwise(saved):
     assert len(ckpt.sha256) == 64 and ckpt.sha256 == json.loads((path / CONFIG).read_text())["weights_sha256"]
 
 
+def test_loading_runs_no_initialiser_and_imports_no_compiler(saved):
+    # Initialising the meta model's tensors imported torch._dynamo: about 2 s of every command that loads.
+    import subprocess
+    import sys
+
+    _, path = saved
+    code = (
+        "import sys; from toto_lens import load_checkpoint; ck = load_checkpoint(sys.argv[1]); "
+        "print('torch._dynamo' in sys.modules, ck.model.tok_embeddings.weight.device)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "cpu"], (
+        f"loading imported the compiler or left meta tensors: {out}"
+    )
+    Toto.empty(saved[0].config)
+    assert torch.nn.Linear(4, 4).weight.abs().sum() > 0, (
+        "modules built after Toto.empty must initialise again"
+    )
+
+
 def test_nothing_is_pickled(saved):
     _, path = saved
     assert sorted(p.name for p in path.iterdir()) == [

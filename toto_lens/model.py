@@ -162,8 +162,14 @@ class Block(nn.Module):
         return x + self.mlp(self.ffn_norm(x))
 
 
-def _no_reset(module: nn.Module) -> None:
-    """`reset_parameters` while `Toto.empty` builds: nothing."""
+class _NoInit(torch.overrides.TorchFunctionMode):
+    """While active (in this thread only, as torch's function modes are): `torch.nn.init`'s functions
+    return their tensor untouched, so modules are built without drawing initial values."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else next(iter((kwargs or {}).values()))
+        return func(*args, **(kwargs or {}))
 
 
 class Toto(nn.Module):
@@ -184,15 +190,8 @@ class Toto(nn.Module):
         """The model on the meta device, no initialiser run: for weights assigned next
         (`load_state_dict(state, assign=True)`). Initialising meta tensors would import torch's compiler,
         about 2 s of every checkpoint load, for values that do not exist."""
-        resets = {kind: kind.reset_parameters for kind in (nn.Linear, nn.Embedding)}
-        try:
-            for kind in resets:
-                kind.reset_parameters = _no_reset
-            with torch.device("meta"):
-                return cls(config)
-        finally:
-            for kind, reset in resets.items():
-                kind.reset_parameters = reset
+        with torch.device("meta"), _NoInit():
+            return cls(config)
 
     def build_rope(self) -> None:
         """(Re)compute the rotary tables on the weights' device; they are derived, never saved."""
