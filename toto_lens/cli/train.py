@@ -142,7 +142,9 @@ def interrupt_note(cfg, name: str, overwrite: bool) -> str:
     again = "run the same command again" + (" without --overwrite" if overwrite else "")
     training, where = latest_saved(folder) or ({}, folder)
     # the trainer's own rule: settings that do not change the run (log_every …) may differ on resume
-    same_run = bool(training.get("config")) and not cfg.resumable_with(type(cfg).from_dict(training["config"]))
+    same_run = bool(training.get("config")) and not cfg.resumable_with(
+        type(cfg).from_dict(training["config"])
+    )
     if not training or not same_run or training.get("complete"):
         return f"no checkpoint of this run was saved yet (the first comes at step {cfg.ckpt_every}); {again} to start"
     kind = "sharded checkpoint" if where != folder else "checkpoint"

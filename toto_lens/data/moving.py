@@ -260,7 +260,9 @@ class ImageSequences(_DigitSource):
         scales = rng.uniform(*cfg.scale, size=cfg.frames)
         centres = cfg.canvas / 2 + rng.uniform(-cfg.jitter, cfg.jitter, size=(cfg.frames, 2))
         backgrounds = np.stack([texture(cfg.canvas, cfg.background, rng) for _ in range(cfg.frames)])
-        frames, masks = composite([draw_digit(self._images[picks], cfg.canvas, centres, scales, 0.0)], backgrounds)
+        frames, masks = composite(
+            [draw_digit(self._images[picks], cfg.canvas, centres, scales, 0.0)], backgrounds
+        )
         digits = self._labels[picks]
         return with_labels(
             Clip(
