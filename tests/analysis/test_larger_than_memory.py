@@ -132,7 +132,7 @@ def analyses(ds, block_bytes):
 CHILD = textwrap.dedent(
     """
     import gc, json, pickle, resource, sys, time
-    import dask.array as da
+    import dask, dask.array as da
     from toto_lens.store import open_cache
     sys.path.insert(0, sys.argv[6])
     from test_larger_than_memory import analyses
@@ -158,15 +158,18 @@ CHILD = textwrap.dedent(
     seconds = time.perf_counter() - t0
     peak = mapped("VmPeak") - baseline  # at most: the warm-up's own peak may be the higher
     eager = {}
-    for name in ("acts_pooled", "loss", "tokens"):
-        try:
-            ds[name].values
-            eager[name] = "loaded"
-        except MemoryError:
-            eager[name] = "MemoryError"
-        except Exception as e:
-            eager[name] = type(e).__name__
-        gc.collect()
+    # One chunk at a time on this thread: a dask worker that a machine with more cores would start only
+    # now cannot get a stack under the cap ("can't start new thread"), which would hide what is measured.
+    with dask.config.set(scheduler="synchronous"):
+        for name in ("acts_pooled", "loss", "tokens"):
+            try:
+                ds[name].values
+                eager[name] = "loaded"
+            except MemoryError:
+                eager[name] = "MemoryError"
+            except Exception as e:
+                eager[name] = f"{type(e).__name__}: {e}"
+            gc.collect()
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     with open(out + "/results.pkl", "wb") as f:
         pickle.dump(results, f)

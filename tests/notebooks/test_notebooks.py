@@ -33,7 +33,7 @@ BUDGET = {
     "10-ablation": 60,
     "11-generation": 120,  # four samplings of 16 frames and a kernel: 40-95 s
     "12-scaling": 75,  # trains 8 runs of 2 steps (μP and the control), a kernel included: 32-51 s
-    "13-your-data": 60,  # writes 18 mp4 clips, fits a tokenizer, writes shards: 10-20 s
+    "13-your-data": 90,  # writes 18 mp4 clips, fits a tokenizer, writes shards: 10-20 s; 104 s seen once on a busy machine
 }
 PAIRS = sorted(p.stem for p in NOTEBOOKS.glob("*.py"))
 SHOWN = ("application/vnd.plotly.v1+json", "application/vnd.jupyter.widget-view+json")
@@ -61,8 +61,15 @@ def test_notebook_runs_top_to_bottom(name, notebook_cache, tmp_path, monkeypatch
     )  # fmt: skip
     seconds = time.perf_counter() - start
     print(f"{name}: {seconds:.1f} s (budget {budget:.0f} s); executed notebook: {out}")
-    assert seconds < budget, f"{name} took {seconds:.0f} s, over its budget of {budget:.0f} s"
     nb = nbformat.read(out, as_version=4)
+    cells = sorted(
+        ((c.metadata.get("papermill", {}).get("duration") or 0.0, i) for i, c in enumerate(nb.cells)),
+        reverse=True,
+    )
+    slowest = ", ".join(f"cell {i} {s:.1f} s" for s, i in cells[:3])
+    assert seconds < budget, (
+        f"{name} took {seconds:.0f} s, over its budget of {budget:.0f} s; slowest: {slowest}"
+    )
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     errors = [
         o.get("text", "") for o in outputs if o.get("name") == "stderr" and "Traceback" in o.get("text", "")
