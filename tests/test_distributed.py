@@ -12,7 +12,7 @@ import torch
 
 from toto_lens import load_checkpoint
 from toto_lens.checkpoints import read_extra
-from toto_lens.train import TrainConfig, train
+from toto_lens.train import TrainConfig, list_snapshots, train
 from toto_lens.train.state import dcp_path, latest_sharded, read_sharded
 
 EXE = Path(sys.executable).with_name("toto-lens")
@@ -42,9 +42,10 @@ def torchrun(*extra, procs=2):
 
 @pytest.fixture(scope="module")
 def fsdp_run(cache_root):
-    """A whole two-process FSDP run, sharded checkpoints every 2 steps: (its folder, the torchrun result)."""
+    """A whole two-process FSDP run, sharded checkpoints and snapshots every 2 steps: (its folder, the
+    torchrun result)."""
     with cache_root("fsdp") as root:
-        done = torchrun("--name", "fsdp", "--fsdp", "--ckpt-every", "2")
+        done = torchrun("--name", "fsdp", "--fsdp", "--ckpt-every", "2", "--snapshot-every", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     return root / "checkpoints" / "fsdp", done
 
@@ -83,7 +84,9 @@ def test_batch_that_does_not_divide_over_processes():
 @pytest.mark.slow
 def test_fsdp_run_stopped_and_resumed_from_its_shards_ends_where_the_whole_run_ends(fsdp_run):
     whole, _ = fsdp_run
-    stopped = torchrun("--name", "split", "--fsdp", "--ckpt-every", "2", "--stop-at", "2")
+    stopped = torchrun(
+        "--name", "split", "--fsdp", "--ckpt-every", "2", "--stop-at", "2", "--snapshot-every", "2"
+    )
     assert stopped.returncode == 0, stopped.stderr[-2000:]
     folder = Path(os.environ["TOTO_LENS_CACHE"]) / "checkpoints" / "split"
     shards = latest_sharded(folder)
@@ -91,7 +94,7 @@ def test_fsdp_run_stopped_and_resumed_from_its_shards_ends_where_the_whole_run_e
     files = {p.name for p in shards.iterdir()}
     assert {"__0_0.distcp", "__1_0.distcp", ".metadata"} <= files, f"one shard file per rank: {files}"
     assert not folder.exists(), "mid-run, FSDP writes no full checkpoint (gathered to rank 0) unless asked"
-    resumed = torchrun("--name", "split", "--fsdp", "--ckpt-every", "2")
+    resumed = torchrun("--name", "split", "--fsdp", "--ckpt-every", "2", "--snapshot-every", "2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     said = "".join(resumed.stdout.split())  # rich wraps long lines
     assert "".join(f"resuming {shards} at step 2".split()) in said, resumed.stdout[-2000:]
@@ -104,6 +107,15 @@ def test_fsdp_run_stopped_and_resumed_from_its_shards_ends_where_the_whole_run_e
         for line in (path / "train_log.jsonl").read_text().splitlines()
     ]
     assert strip(folder) == strip(whole), "a resumed run's log must read as one uninterrupted run"
+    pairs = list(zip(list_snapshots(whole), list_snapshots(folder), strict=True))
+    assert [(s, t) for (s, _), (t, _) in pairs] == [(0, 0), (2, 2), (4, 4)], "snapshots at 0, 2 and 4"
+    for (step, x), (_, y) in pairs:  # gathered from the shards of both processes, before and after a resume
+        x, y = load_checkpoint(x).model.state_dict(), load_checkpoint(y).model.state_dict()
+        assert all(torch.equal(x[k], y[k]) for k in x), f"the snapshots at step {step} differ after a resume"
+    last = load_checkpoint(list_snapshots(whole)[-1][1]).model.state_dict()
+    assert all(torch.equal(last[k], v) for k, v in a.model.state_dict().items()), (
+        "step 4 is the final weights"
+    )
 
 
 @pytest.mark.slow

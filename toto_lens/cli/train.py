@@ -86,6 +86,13 @@ def train_cmd(
     eval_every: Annotated[int | None, _opt("Validate every N steps.")] = UNSET,
     log_every: Annotated[int | None, _opt("Log every N steps.")] = UNSET,
     ckpt_every: Annotated[int | None, _opt("Checkpoint every N steps.")] = UNSET,
+    snapshot_every: Annotated[
+        int | None,
+        _opt(
+            "Also keep the weights every N steps as checkpoints of their own, NAME-step0 (the start), "
+            "NAME-stepN …, which every command reads (--ckpt NAME-stepN)."
+        ),
+    ] = UNSET,
     threads: Annotated[int | None, _opt("torch threads.")] = UNSET,
     stop_at: Annotated[int | None, _opt("Stop after this step (resumable), e.g. to split a run.")] = UNSET,
     device: Annotated[

@@ -1,7 +1,8 @@
 """The compact trainer: Toto checkpoints from the bundled clips on a CPU, the same code under torchrun.
 
 `train(TrainConfig(...), name)` trains or resumes the run `name` (a checkpoint in the registry);
-`check_run` checks its arguments first, in well under a second; `sweep_lr` trains a grid of widths and
+`check_run` checks its arguments first, in well under a second; `list_snapshots(name)` lists the weights a
+run kept every `snapshot_every` steps (checkpoints `NAME-stepN`); `sweep_lr` trains a grid of widths and
 learning rates for the μP study (appendix Fig. 11). Attributes are imported on first use (PEP 562), so
 that checking a run's arguments does not pay for torch.
 """
@@ -20,6 +21,7 @@ _EXPORTS = {
     "TrainResult": "toto_lens.train.loop",
     "TrainingDiverged": "toto_lens.train.loop",
     "train": "toto_lens.train.loop",
+    "list_snapshots": "toto_lens.train.snapshots",
 }
 __all__ = [
     "TrainConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "check_run",
     "model_config",
     "parse_mix",
+    "list_snapshots",
     "train",
 ]
 
@@ -36,5 +39,6 @@ if TYPE_CHECKING:
     from toto_lens.train.check import check_run
     from toto_lens.train.config import TrainConfig, model_config
     from toto_lens.train.loop import TrainingDiverged, TrainResult, train
+    from toto_lens.train.snapshots import list_snapshots
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -54,6 +54,9 @@ class TrainConfig:
     eval_every: int = 100
     log_every: int = 10
     ckpt_every: int = 100
+    # Write the weights as their own checkpoint NAME-stepN every N steps, and NAME-step0 at the start
+    # (train/snapshots.py): for studying how what the layers learn changes over training.
+    snapshot_every: int | None = None
     threads: int | None = None  # torch intra-op threads; None = torch's default
 
     def __post_init__(self) -> None:
@@ -89,6 +92,12 @@ class TrainConfig:
                     "--full-ckpt-every only applies to sharded checkpoints (--fsdp without --no-dcp); "
                     "otherwise every checkpoint is a full one: drop it, or use --ckpt-every"
                 )
+        if self.snapshot_every is not None and (
+            not isinstance(self.snapshot_every, int)
+            or isinstance(self.snapshot_every, bool)
+            or self.snapshot_every <= 0
+        ):
+            raise ConfigError(f"snapshot-every must be a positive integer, got {self.snapshot_every!r}")
         parse_mix(self.data)
 
     @property
@@ -109,8 +118,8 @@ class TrainConfig:
 
     def resumable_with(self, other: TrainConfig) -> list[str]:
         """Fields that differ from `other` in ways that change the run (logging cadence, how often a full
-        checkpoint is written and recomputing activations do not)."""
-        free = {"log_every", "threads", "full_ckpt_every", "activation_checkpointing"}
+        checkpoint or a snapshot is written and recomputing activations do not)."""
+        free = {"log_every", "threads", "full_ckpt_every", "activation_checkpointing", "snapshot_every"}
         return [
             f.name
             for f in dataclasses.fields(self)

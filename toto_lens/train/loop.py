@@ -35,6 +35,7 @@ from toto_lens.train.config import TrainConfig, model_config
 from toto_lens.train.data import TokenPools, build_pools
 from toto_lens.train.evaluate import autocast, loss_sums, report_from_sums, token_losses, unigram_entropy
 from toto_lens.train.optim import lr_at, make_optimizer, set_lr
+from toto_lens.train.snapshots import clear_snapshots, save_snapshot
 from toto_lens.train.state import (
     LOG,
     dcp_path,
@@ -116,6 +117,8 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
     per_rank, micro = _split(cfg, info)
     folder = checkpoint_path(name)
     training = resume_point(folder, cfg, overwrite)
+    if training is None:  # a fresh run: an older run's snapshots are removed (--overwrite) or refused
+        clear_snapshots(folder, overwrite, remove=info.main)
     note = mix_note(cfg.data)
     if note and say:
         say(note)
@@ -188,6 +191,12 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
                     shutil.rmtree(path)
         stale.clear()
 
+    def snapshot(step: int) -> None:
+        record = {"config": cfg.to_dict(), **meta, "tokens_seen": step * tokens_per_step}
+        save_snapshot(folder, step, model, raw, record, tok, info.main)
+
+    if cfg.snapshot_every and start == 0:
+        snapshot(0)  # the initialisation: every study's untrained control
     for step in range(start, steps_end):
         t0 = time.perf_counter()
         set_lr(optimizer, lr_at(step, cfg))
@@ -250,6 +259,8 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
             full = complete or (cfg.full_ckpt_every is not None and done % cfg.full_ckpt_every == 0)
         else:
             full = periodic
+        if cfg.snapshot_every and done % cfg.snapshot_every == 0:
+            snapshot(done)  # before the checkpoint: a crash in between redoes this step and rewrites it
         if periodic or full:
             checkpoint(done, complete, sharded=cfg.sharded and periodic, full=full)
     end = max(start, steps_end)

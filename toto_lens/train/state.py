@@ -118,8 +118,8 @@ def save_state(
     import torch
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
 
-    weights = get_model_state_dict(model, options=_full())
-    opt = get_optimizer_state_dict(model, optimizer, options=_full())
+    weights = get_model_state_dict(model, options=full_options())
+    opt = get_optimizer_state_dict(model, optimizer, options=full_options())
     if not is_main:
         return
     tensors = {f"state.{name}.{key}": value for name, st in opt["state"].items() for key, value in st.items()}
@@ -153,7 +153,9 @@ def load_state(folder: Path, model, optimizer) -> None:
             name, _, field = key[len("state.") :].rpartition(".")
             state.setdefault(name, {})[field] = value
     groups = read_json_list(folder / GROUPS)
-    set_optimizer_state_dict(model, optimizer, {"state": state, "param_groups": groups}, options=_full())
+    set_optimizer_state_dict(
+        model, optimizer, {"state": state, "param_groups": groups}, options=full_options()
+    )
     torch.set_rng_state(tensors["rng.torch"])
 
 
@@ -265,7 +267,7 @@ def _quiet():
         yield
 
 
-def _full():
+def full_options():
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     return StateDictOptions(full_state_dict=True, cpu_offload=True)
