@@ -157,3 +157,22 @@ def test_induction_study_ranks_prefix_matching_by_its_control_and_notes_a_confou
     assert "prefix matching − control" in chosen.summary.columns
     asked = studies.induction("tiny", n=per_frame, batch=2)
     assert any(f"n = {per_frame}" in note and "confounded" in note for note in asked.summary.notes)
+
+
+@pytest.mark.parametrize("seeds", [["1"], ["3"], ["4", "6"]])
+def test_the_command_a_probing_page_gives_makes_the_same_numbers_again(tiny_store, capsys, tmp_path, seeds):
+    import shlex
+
+    out = tmp_path / "p.nc"
+    code, _, err = run_cli(
+        capsys, "probe", "--ckpt", "tiny", "--task", "motion", "--seeds", *seeds, "--out", str(out)
+    )
+    assert code == 0, err
+    first = xr.open_dataset(out).load()
+    words = shlex.split(first.attrs["command"])
+    assert words[0] == "toto-lens", words
+    code, _, err = run_cli(capsys, *words[1:])
+    assert code == 0, f"the page's own command fails: {first.attrs['command']}: {err}"
+    again = xr.open_dataset(out).load()
+    assert list(again["seed"].values) == list(first["seed"].values), "the command must name the same seeds"
+    xr.testing.assert_identical(again["val_score"], first["val_score"])

@@ -27,6 +27,11 @@ def seed_list(seeds: int | Sequence[int]) -> list[int]:
     return list(range(values[0])) if len(values) == 1 else list(dict.fromkeys(values))
 
 
+def seeds_arg(seeds: list[int]) -> int | list[int]:
+    """`--seeds` as the command line reads it back into `seeds`: a count for 0 … N-1, else the seeds."""
+    return len(seeds) if seeds == list(range(len(seeds))) else seeds
+
+
 def probing(
     ckpt: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     *,
@@ -89,7 +94,7 @@ def probing(
         result = results[0]
     result.attrs["command"] = command_line(
         "probe", *cache_args(None, cache, caches[0], dataset), "--ckpt", [str(c) for c in ckpts if c],
-        "--task", ",".join(task_list), "--probe", ",".join(probe_list), "--seeds", seed_values,
+        "--task", ",".join(task_list), "--probe", ",".join(probe_list), "--seeds", seeds_arg(seed_values),
         "--layers", layers if isinstance(layers, str) else ",".join(map(str, layers)),
         "--epochs", epochs if "attention" in " ".join(probe_list) else None,
     )  # fmt: skip
