@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import xarray as xr
+from plotly.colors import qualitative
 
 from toto_lens.analysis.induction import SCORES, stack_checkpoints
 from toto_lens.data import MovingDigits
@@ -71,6 +72,25 @@ def test_probing_figure_draws_each_checkpoint_with_layer_numbers_and_no_empty_pa
 def test_probing_figure_of_one_checkpoint_keeps_plain_probe_names():
     fig = probing_figure(probing_result("demo", 0.3, tasks=("digit", "motion", "position", "velocity")))
     assert {t.name for t in fig.data if t.mode == "lines+markers"} == {"linear", "attention"}
+
+
+def test_probing_figure_of_many_checkpoints_shades_them_in_order_instead_of_repeating_a_line_style():
+    steps = [0, 100, 200, 300, 400, 500]  # snapshots over training: more than the four line styles
+    result = xr.concat([probing_result(f"run-step{s}", 0.1 + s / 1000) for s in steps], dim="checkpoint",
+                       coords="different", compat="equals", combine_attrs="drop_conflicts")  # fmt: skip
+    result = result.assign_coords(checkpoint=[f"run-step{s}" for s in steps])
+    lines = [
+        t for t in probing_figure(result).data if t.mode == "lines+markers" and t.name.startswith("linear")
+    ]
+    looks = [(t.line.color, t.line.dash) for t in lines if t.xaxis in (None, "x")]
+    assert len(looks) == len(steps) and len(set(looks)) == len(steps), (
+        f"each checkpoint must look its own: {looks}"
+    )
+    whiteness = [sum(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c, _ in looks]
+    assert whiteness == sorted(whiteness, reverse=True), "pale to full in checkpoint order, the last full"
+    assert looks[-1][0].lower() == qualitative.Plotly[0].lower(), (
+        "the last checkpoint in the probe's own colour"
+    )
 
 
 def fake_scores(name: str, step: int, strong: float) -> xr.Dataset:

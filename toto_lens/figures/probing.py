@@ -5,7 +5,8 @@ checkpoints stacked along `checkpoint`) and returns a plotly Figure. The x axis 
 number of blocks), so that models of different depth share a plot, as PROTOCOLS.md asks; the ticks and
 the hover also give the layer number. Each probe is a line of the seed-mean val score with a ±1 std band
 (sample std over seeds; no band with one seed); each checkpoint its own line style (the first solid,
-an untrained baseline dashed), and chance (majority class, 0 for R²) a grey dashed line. Panel titles
+an untrained baseline dashed; more checkpoints than line styles, shades of one colour from pale to
+full in their order), and chance (majority class, 0 for R²) a grey dashed line. Panel titles
 say how many clips each probe was trained and scored on.
 """
 
@@ -22,6 +23,12 @@ from toto_lens.figures import FigureError
 MAX_COLUMNS = 3
 _METRIC = {"accuracy": "accuracy", "r2": "R²"}
 _DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def _shade(color: str, strength: float) -> str:
+    """`color` (#rrggbb) mixed with white: strength 1 is the colour itself, 0 is white."""
+    r, g, b = (round(255 - strength * (255 - int(color[i : i + 2], 16))) for i in (1, 3, 5))
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _band_color(color: str, alpha: float = 0.18) -> str:
@@ -88,6 +95,9 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
     )
     layers = result["layer"].values
     palette = qualitative.Plotly
+    # More checkpoints than line styles (snapshots over training, say): solid lines, each checkpoint a
+    # shade of its probe's colour, pale (the first) to full (the last), so that the order reads as time.
+    series = len(ckpts) > len(_DASHES)
     shown: set[str] = set()
     for i, task in enumerate(tasks):
         metric = metrics[task]
@@ -103,6 +113,9 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
                     continue  # the probe does not apply to this task (or this model lacks the layers)
                 x, mean, std, lay = depth[keep], mean[keep], std[keep], layers[keep]
                 color = palette[j % len(palette)]
+                if series:
+                    color = _shade(color, 0.2 + 0.8 * k / (len(ckpts) - 1))
+                first = k == 0 and not series
                 name = probe if not stacked else f"{probe} · {ckpt}"
                 if np.isfinite(std).any():
                     low, high = mean - np.nan_to_num(std), mean + np.nan_to_num(std)
@@ -112,7 +125,7 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
                             y=np.concatenate([high, low[::-1]]),
                             mode="lines",  # no markers on the band's outline
                             fill="toself",
-                            fillcolor=_band_color(color, 0.18 if k == 0 else 0.08),
+                            fillcolor=_band_color(color, 0.18 if first else 0.08),
                             line={"width": 0},
                             hoverinfo="skip",
                             showlegend=False,
@@ -132,10 +145,14 @@ def probing_figure(result: xr.Dataset, title: str | None = None) -> go.Figure:
                         showlegend=name not in shown,
                         line={
                             "color": color,
-                            "dash": _DASHES[k % len(_DASHES)],
-                            "width": 2.5 if k == 0 else 1.8,
+                            "dash": "solid" if series else _DASHES[k],
+                            "width": 2.5 if first else 1.8,
                         },
-                        marker={"color": color, "symbol": "circle" if k == 0 else "circle-open", "size": 7},
+                        marker={
+                            "color": color,
+                            "symbol": "circle" if first or series else "circle-open",
+                            "size": 7,
+                        },
                         hovertemplate=(
                             f"{task} · {probe}{f' · {ckpt}' if stacked else ''}<br>"
                             "layer %{customdata[0]:.0f} (depth %{x:.2f})"
