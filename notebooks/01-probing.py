@@ -21,7 +21,8 @@
 # shows (the digit, its motion, where it is and how it moves), and how much of that comes from training
 # rather than from the architecture? A probe is trained on each layer's activations and scored on
 # held-out clips, for the trained checkpoint and for an untrained copy of it (same config, tokenizer and
-# clips, fresh weights).
+# clips, fresh weights). With the snapshots a run kept (`--snapshot-every`), the same curves at each kept
+# step show when in training they appear.
 #
 # **Appendix figure:** Fig. 9 (probing across layers, models and tasks; the paper finds the peak near
 # 50 % of depth).
@@ -37,14 +38,17 @@ probes = "linear"  # "linear,attention" adds the attention probe (needs per-toke
 seeds = 3  # train/val splits per curve: the band is their spread
 layers = "all"  # or "0,2,4", "1:4"
 baseline = None  # the untrained copy; None: "<checkpoint>-untrained", made here when missing
+run = None  # a run trained with --snapshot-every, probed at each kept step; None: the checkpoint's own
 
 # %%
 import xarray as xr
+from IPython.display import display
 
 from toto_lens import extract, open_cache, studies
 from toto_lens.checkpoints import init_checkpoint, list_checkpoints
 from toto_lens.figures.probing import probing_figure
 from toto_lens.progress import tqdm_progress
+from toto_lens.train import list_snapshots
 from toto_lens.widgets import probing_explorer
 
 ds = open_cache(checkpoint, dataset)
@@ -97,6 +101,26 @@ both = xr.concat(
     combine_attrs="drop_conflicts",
 )
 probing_figure(both, title=f"Layer probing: {checkpoint} against its untrained copy (cf. Toto Fig. 9)")
+
+# %% [markdown]
+# ## Over training
+#
+# A run trained with `toto-lens train --snapshot-every N` kept its weights at step 0, N, 2N … as
+# checkpoints `NAME-stepN`. Each is extracted over the same clips (a cache already there is reused) and
+# probed alike; the curves go from pale (step 0, an untrained control of its own) to full (the last).
+
+# %%
+snapshots = list_snapshots(run or checkpoint)
+if not snapshots:
+    print(f"{run or checkpoint} kept no snapshots; train a run with `--snapshot-every 100` and set `run`")
+else:
+    for _, folder in snapshots:
+        extract(folder.name, data=source, split=split, clips=ds.sizes["clip"], acts=("pooled", "frame"))
+    over = studies.probing(
+        [folder.name for _, folder in snapshots], **{**options, "probes": "linear"}, progress=tqdm_progress()
+    )
+    display(over.summary)
+    display(over.figure)
 
 # %% [markdown]
 # ## Explore

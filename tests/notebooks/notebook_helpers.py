@@ -10,7 +10,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 # Injected into each notebook's `parameters` cell: the fixture's checkpoints and a small share of the work.
 PARAMETERS = {
     "00-quickstart": {"checkpoint": "nb", "dataset": "moving-digits-test", "clips": 16},
-    "01-probing": {"checkpoint": "nb", "seeds": 2},
+    "01-probing": {"checkpoint": "nb", "seeds": 2, "run": "nb-run"},
     "02-redundancy": {"checkpoint": "nb"},
     "03-induction-heads": {"checkpoint": "nb", "checkpoints": ["nb-early", "nb"], "n": 4, "batch": 2},
     "04-tokens": {"tokenizers": ["kmeans-64", "random-64"], "frames": 64, "tokenizer": "kmeans-64"},

@@ -77,6 +77,11 @@ def test_notebook_runs_top_to_bottom(name, notebook_cache, tmp_path, monkeypatch
     assert not errors, f"{name} printed a traceback: {errors[0][:2000]}"
     shown = [o for o in outputs if any(kind in o.get("data", {}) for kind in SHOWN)]
     assert shown, f"{name} showed no figure and no widget"
+    if name == "01-probing":  # the run's snapshots, probed over training, not the hint that there are none
+        titles = [json.dumps(o["data"].get("application/vnd.plotly.v1+json", {})) for o in shown]
+        assert any(all(f"nb-run-step{s}" in t for s in (0, 2, 4)) for t in titles), (
+            "01-probing drew no probing figure over the snapshots of nb-run"
+        )
 
 
 @pytest.mark.parametrize("name", PAIRS)
