@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from toto_lens.checkpoints import read_metadata, save_checkpoint
+from toto_lens.checkpoints import checkpoint_path, read_metadata, save_checkpoint
 from toto_lens.errors import ConfigError, TotoLensError
 from toto_lens.train.state import full_options
 
@@ -34,13 +34,11 @@ def snapshot_path(folder: Path, step: int) -> Path:
 def list_snapshots(folder: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of the snapshots of the run `folder` (a path, or a bare name in the registry), in
     step order: the folders `NAME-stepN` whose record says they are snapshots of NAME."""
-    from toto_lens.checkpoints import checkpoint_path
-
     folder = checkpoint_path(folder)
     found = []
     for path in folder.parent.glob(f"{glob.escape(folder.name)}-step*"):
         match = STEP.search(path.name)
-        if match is None or path.name != f"{folder.name}-step{match.group(1)}" or not path.is_dir():
+        if match is None or path.name != f"{folder.name}-step{int(match.group(1))}" or not path.is_dir():
             continue
         try:
             training = read_metadata(path).get("training") or {}
