@@ -170,7 +170,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
         live_log.parent.mkdir(parents=True, exist_ok=True)
         live_log.write_text("".join(json.dumps(r) + "\n" for r in log))
 
-    def checkpoint(step: int, complete: bool, sharded: bool, full: bool) -> None:
+    def checkpoint(step: int, complete: bool, sharded: bool, full: bool, weights=None) -> None:
         state = {
             "config": cfg.to_dict(),
             "step": step,
@@ -180,7 +180,7 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
         record = {**state, **meta, "metrics": metrics}
         where = folder
         if full:  # first: a crash before the last sharded save then leaves the run finished
-            save_state(folder, model, raw, optimizer, record, log, tok, info.main)
+            save_state(folder, model, raw, optimizer, record, log, tok, info.main, weights=weights)
         if sharded:  # this step's shards; save_sharded then removes the older steps'
             where = save_sharded(folder, model, optimizer, record, log, info)
         saved[:] = [(step, where)]
@@ -191,9 +191,9 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
                     shutil.rmtree(path)
         stale.clear()
 
-    def snapshot(step: int) -> None:
+    def snapshot(step: int) -> dict[str, Any]:
         record = {"config": cfg.to_dict(), **meta, "tokens_seen": step * tokens_per_step}
-        save_snapshot(folder, step, model, raw, record, tok, info.main)
+        return save_snapshot(folder, step, model, raw, record, tok, info.main)
 
     if cfg.snapshot_every and start == 0:
         snapshot(0)  # the initialisation: every study's untrained control
@@ -259,10 +259,11 @@ def _train(cfg, name, info, overwrite, stop_at, say, progress, log_steps, trust_
             full = complete or (cfg.full_ckpt_every is not None and done % cfg.full_ckpt_every == 0)
         else:
             full = periodic
+        weights = None  # gathered once when a snapshot and a full checkpoint fall on the same step
         if cfg.snapshot_every and done % cfg.snapshot_every == 0:
-            snapshot(done)  # before the checkpoint: a crash in between redoes this step and rewrites it
+            weights = snapshot(done)  # before the checkpoint: a crash in between redoes this step
         if periodic or full:
-            checkpoint(done, complete, sharded=cfg.sharded and periodic, full=full)
+            checkpoint(done, complete, sharded=cfg.sharded and periodic, full=full, weights=weights)
     end = max(start, steps_end)
     return TrainResult(folder, end, end == cfg.steps, metrics, log)
 

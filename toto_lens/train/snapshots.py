@@ -70,14 +70,14 @@ def clear_snapshots(folder: Path, overwrite: bool, remove: bool = True) -> None:
 
 def save_snapshot(
     folder: Path, step: int, model, raw_model, record: dict[str, Any], tokenizer, is_main: bool
-) -> None:
+) -> dict[str, Any]:
     """Write the weights at `step` as the checkpoint `NAME-stepN` (gathered from every rank under FSDP:
-    a collective; rank 0 writes)."""
+    a collective; rank 0 writes). Returns the gathered weights, for a full checkpoint of the same step."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
     weights = get_model_state_dict(model, options=full_options())
     if not is_main:
-        return
+        return weights
     training = {**record, "step": step, "complete": True, "snapshot_of": folder.name}
     save_checkpoint(
         raw_model,
@@ -88,3 +88,4 @@ def save_snapshot(
         overwrite=True,
         weights=weights,
     )
+    return weights

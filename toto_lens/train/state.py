@@ -113,12 +113,15 @@ def save_state(
     log_rows: list[dict[str, Any]],
     tokenizer,
     is_main: bool,
+    weights: dict[str, Any] | None = None,
 ) -> None:
-    """Gather full model and optimizer state (a collective under DDP/FSDP); rank 0 writes the folder."""
+    """Gather full model and optimizer state (a collective under DDP/FSDP); rank 0 writes the folder.
+    `weights`: the full model state already gathered at this step (by a snapshot), not gathered again."""
     import torch
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
 
-    weights = get_model_state_dict(model, options=full_options())
+    if weights is None:
+        weights = get_model_state_dict(model, options=full_options())
     opt = get_optimizer_state_dict(model, optimizer, options=full_options())
     if not is_main:
         return
